@@ -1,0 +1,96 @@
+// The op interface every backend (cpu/, cuda/) implements. Model code is written only
+// against this interface. Activations are row-major (tokens, features) in
+// ActivationDType(); weights are whatever UploadWeight produced.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "c8/backend/attention_meta.h"
+#include "c8/backend/tensor.h"
+#include "c8/kv/kv_cache_spec.h"
+#include "c8/util/status.h"
+
+namespace c8 {
+
+struct TensorView;
+
+// One layer of the paged KV cache as the attention ops see it.
+struct KvLayerView {
+  KvDType dtype = KvDType::kBF16;
+  void* k = nullptr;  // (num_blocks, num_kv_heads, block_size, head_dim)
+  void* v = nullptr;  // (num_blocks, num_kv_heads, block_size, head_dim)
+  // C8 only: per-channel static parameters, (num_kv_heads * head_dim) fp32 each.
+  const float* k_scale = nullptr;
+  const float* k_offset = nullptr;
+  const float* v_scale = nullptr;
+  const float* v_offset = nullptr;
+};
+
+struct AttentionShape {
+  int32_t num_heads = 0;
+  int32_t num_kv_heads = 0;
+  int32_t head_dim = 0;
+  float scale = 1.0f;  // softmax scale, 1/sqrt(head_dim) unless the model says otherwise
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string Name() const = 0;
+  virtual DType ActivationDType() const = 0;
+
+  // Memory (bytes). Free(nullptr) is a no-op.
+  virtual void* Malloc(size_t bytes) = 0;
+  virtual void Free(void* ptr) = 0;
+  virtual void CopyToDevice(void* dst, const void* src, size_t bytes) = 0;
+  virtual void CopyToHost(void* dst, const void* src, size_t bytes) = 0;
+  virtual void Memset(void* dst, int value, size_t bytes) = 0;
+  virtual void Synchronize() = 0;
+
+  // Converts float data (any float dtype, `count` elements) into a new weight buffer of
+  // the backend's weight dtype; returns a tensor of the given shape.
+  virtual Result<Tensor> UploadWeight(const void* src, DType src_dtype,
+                                      std::initializer_list<int64_t> shape) = 0;
+  // fp32 host data -> backend fp32 buffer (scales, rope tables).
+  virtual Tensor UploadF32(const float* src, std::initializer_list<int64_t> shape) = 0;
+
+  // out(t, :) = table(ids[t], :).   table (V, H) weight; ids (T) int32; out (T, H).
+  virtual void Embedding(const Tensor& table, const int32_t* ids, Tensor& out) = 0;
+  // out = x / rms(x) * w.   x, out (T, H); w (H).
+  virtual void RmsNorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) = 0;
+  // residual += x; out = RmsNorm(residual).   residual, x, out (T, H).
+  virtual void AddRmsNorm(Tensor& residual, const Tensor& x, const Tensor& w, float eps,
+                          Tensor& out) = 0;
+  // y = x w^T (+ bias).   x (T, K); w (N, K); bias (N) or null; y (T, N).
+  virtual void Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) = 0;
+  // out = silu(gate) * up.   gate_up (T, 2I) = [gate | up]; out (T, I).
+  virtual void SiluMul(const Tensor& gate_up, Tensor& out) = 0;
+  // In place on qkv (T, (Hq + 2 Hkv) D) = [q | k | v]: optional per-head RMSNorm of q and k
+  // (q_norm, k_norm (D) or null), then rotate-half RoPE of q and k with
+  // rope_cos_sin (max_pos, D) = [cos (D/2) | sin (D/2)] at positions (T).
+  virtual void QkNormRope(Tensor& qkv, const int32_t* positions, const Tensor* q_norm,
+                          const Tensor* k_norm, float eps, const Tensor& rope_cos_sin,
+                          const AttentionShape& shape) = 0;
+  // Writes the k and v parts of qkv into their cache slots (quantizing for int8:
+  // q = clamp(round_half_even(x / scale + offset), -128, 127)).
+  virtual void WriteKvCache(const Tensor& qkv, const AttentionMeta& meta,
+                            const AttentionShape& shape, KvLayerView& cache) = 0;
+  // out (T, Hq D): causal paged attention for every new token (rule in attention_meta.h).
+  virtual void Attention(const Tensor& qkv, const AttentionMeta& meta, const KvLayerView& cache,
+                         const AttentionShape& shape, Tensor& out) = 0;
+  // out(i, :) = x(rows[i], :).   x (T, H); rows (R) int32 backend memory; out (R, H).
+  virtual void GatherRows(const Tensor& x, const int32_t* rows, Tensor& out) = 0;
+  // Copies a (R, V) fp32-or-activation tensor to host fp32.
+  virtual void ToHostF32(const Tensor& x, float* host) = 0;
+};
+
+struct BackendOptions {
+  std::string device = "auto";  // auto | cpu | cuda
+  int num_threads = 0;          // CPU: 0 = all cores
+};
+
+Result<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& options);
+
+}  // namespace c8

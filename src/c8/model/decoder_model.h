@@ -1,0 +1,73 @@
+// Llama / Qwen2 / Qwen3 decoder (one implementation, flags for QKV bias and QK-norm),
+// written only against the Backend op interface.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "c8/backend/backend.h"
+#include "c8/formats/model_config.h"
+#include "c8/formats/safetensors.h"
+#include "c8/kv/kv_cache.h"
+#include "c8/model/forward_batch.h"
+#include "c8/util/progress.h"
+
+namespace c8 {
+
+struct ModelLoadOptions {
+  int64_t max_model_len = 0;  // 0: the config's max_position_embeddings
+  ProgressFn progress;        // per tensor
+};
+
+class DecoderModel {
+ public:
+  // Reads <dir>/config.json and the safetensors weights; every missing tensor or shape
+  // mismatch is an error naming the tensor.
+  static Result<std::unique_ptr<DecoderModel>> Load(const std::string& dir, Backend& backend,
+                                                    const ModelLoadOptions& options);
+  ~DecoderModel();
+
+  const ModelConfig& config() const { return config_; }
+  int64_t max_model_len() const { return max_model_len_; }
+  Backend& backend() { return backend_; }
+  int64_t WeightBytes() const { return weight_bytes_; }
+
+  // Runs one step over batch: writes every new token's K/V to its slot in `cache` and
+  // returns fp32 logits (R, vocab) of the requested rows in `logits`.
+  Status Forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits);
+
+ private:
+  struct Layer {
+    Tensor input_norm, post_norm;  // (H)
+    Tensor qkv_w;                  // ((Hq + 2 Hkv) D, H)
+    Tensor qkv_b;                  // ((Hq + 2 Hkv) D) or empty
+    Tensor q_norm, k_norm;         // (D) or empty
+    Tensor o_w;                    // (H, Hq D)
+    Tensor gate_up_w;              // (2 I, H)
+    Tensor down_w;                 // (H, I)
+  };
+  DecoderModel(Backend& b) : backend_(b) {}
+  Status LoadWeights(const WeightStore& ws, const ModelLoadOptions& options);
+  void EnsureScratch(int64_t tokens, int64_t logit_rows);
+  void* Track(void* p) {
+    owned_.push_back(p);
+    return p;
+  }
+
+  Backend& backend_;
+  ModelConfig config_;
+  int64_t max_model_len_ = 0;
+  int64_t weight_bytes_ = 0;
+  Tensor embed_, final_norm_, lm_head_, rope_;
+  std::vector<Layer> layers_;
+  std::vector<void*> owned_;
+  // Scratch, grown on demand.
+  int64_t scratch_tokens_ = 0, scratch_rows_ = 0;
+  void *hidden_ = nullptr, *residual_ = nullptr, *normed_ = nullptr, *qkv_ = nullptr,
+       *attn_ = nullptr, *gate_up_ = nullptr, *act_ = nullptr, *rows_ = nullptr,
+       *logits_ = nullptr, *meta_ints_ = nullptr;
+  size_t meta_ints_capacity_ = 0;
+};
+
+}  // namespace c8

@@ -1,0 +1,197 @@
+// c8's CPU forward pass against transformers' float32 reference logits (fixtures made by
+// tools/make_model_fixtures.py): tiny random-weight Qwen3 / Qwen2 (yarn, sharded bf16) /
+// Llama (llama3 rope, fp16) models, and the real SmolLM2 as converted by `c8 convert`.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "c8/backend/cpu/cpu_backend.h"
+#include "c8/model/decoder_model.h"
+
+namespace c8 {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const std::string kData = std::string(C8_SOURCE_DIR) + "/tests/data/models/";
+
+std::string SmolDir() {
+  if (const char* e = std::getenv("C8_SMOLLM2_DIR")) return e;
+  return std::string(C8_SOURCE_DIR) + "/models/smollm2-135m-instruct";
+}
+
+struct Fixture {
+  json meta;
+  std::vector<char> bin;
+};
+
+Fixture LoadFixture(const std::string& name) {
+  Fixture f;
+  std::ifstream j(kData + name + ".ref.json");
+  f.meta = json::parse(j);
+  std::ifstream b(kData + name + ".ref.bin", std::ios::binary);
+  f.bin.assign(std::istreambuf_iterator<char>(b), {});
+  return f;
+}
+
+// Runs one sequence through the paged cache: prefill `prompt` in chunks of `chunk`
+// tokens, returning logits of every prompt position; then greedy-decodes `steps` tokens.
+struct RunResult {
+  std::vector<std::vector<float>> prompt_logits;  // (P, V)
+  std::vector<int32_t> greedy;
+};
+
+RunResult RunSequence(DecoderModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
+                      int chunk, int steps) {
+  const int64_t V = model.config().vocab_size;
+  const int32_t bs = static_cast<int32_t>(cache.spec().block_size);
+  const int32_t max_blocks = static_cast<int32_t>(cache.spec().num_blocks);
+  RunResult r;
+  std::vector<int32_t> tokens = prompt;
+  int32_t cached = 0;
+  auto step = [&](int32_t n_new, bool all_logits) {
+    ForwardBatch b;
+    for (int32_t i = 0; i < n_new; ++i) {
+      int32_t pos = cached + i;
+      b.token_ids.push_back(tokens[pos]);
+      b.positions.push_back(pos);
+      b.slot_mapping.push_back(pos);  // blocks 0, 1, 2, ... in order: slot == position
+      if (all_logits || i == n_new - 1) b.logits_rows.push_back(i);
+    }
+    b.query_start = {0, n_new};
+    b.num_cached = {cached};
+    b.max_blocks_per_seq = max_blocks;
+    // A scrambled block table would be more paged: reverse order exercises indexing.
+    for (int32_t i = 0; i < max_blocks; ++i) b.block_tables.push_back(i);
+    for (auto& s : b.slot_mapping) s = b.block_tables[s / bs] * bs + s % bs;
+    std::vector<float> logits;
+    Status st = model.Forward(b, cache, logits);
+    EXPECT_TRUE(st.ok()) << st.message();
+    cached += n_new;
+    return logits;
+  };
+  for (int32_t done = 0; done < static_cast<int32_t>(prompt.size());) {
+    int32_t n = std::min<int32_t>(chunk, static_cast<int32_t>(prompt.size()) - done);
+    auto logits = step(n, true);
+    for (int32_t i = 0; i < n; ++i) {
+      r.prompt_logits.emplace_back(logits.begin() + i * V, logits.begin() + (i + 1) * V);
+    }
+    done += n;
+  }
+  std::vector<float> last = r.prompt_logits.back();
+  for (int s = 0; s < steps; ++s) {
+    int32_t next = static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
+    r.greedy.push_back(next);
+    tokens.push_back(next);
+    if (s + 1 < steps) last = step(1, false);
+  }
+  return r;
+}
+
+std::unique_ptr<KvCache> MakeCache(Backend& backend, const ModelConfig& c, KvDType dtype,
+                                   int64_t tokens) {
+  KvCacheSpec spec;
+  spec.num_layers = c.num_layers;
+  spec.num_kv_heads = c.num_kv_heads;
+  spec.head_dim = c.head_dim;
+  spec.block_size = 16;
+  spec.num_blocks = (tokens + 15) / 16 + 1;
+  std::vector<KvLayerConfig> layers(c.num_layers);
+  for (auto& l : layers) l.dtype = dtype;
+  auto cache = KvCache::Create(backend, spec, layers);
+  EXPECT_TRUE(cache.ok()) << cache.message();
+  return std::move(cache).value();
+}
+
+// max |a - b| / max |b| over a row.
+double RelErr(const float* a, const float* b, int64_t n) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    num = std::max(num, static_cast<double>(std::fabs(a[i] - b[i])));
+    den = std::max(den, static_cast<double>(std::fabs(b[i])));
+  }
+  return num / den;
+}
+
+class TinyModelTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TinyModelTest, LogitsAndGreedyMatchTransformers) {
+  const std::string name = GetParam();
+  Fixture fx = LoadFixture(name);
+  CpuBackend backend(2);
+  auto model = DecoderModel::Load(kData + name, backend, {});
+  ASSERT_TRUE(model.ok()) << model.message();
+  const ModelConfig& c = (*model)->config();
+  const auto& prompts = fx.meta["prompts"];
+  double worst = 0;
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    std::vector<int32_t> prompt = prompts[p].get<std::vector<int32_t>>();
+    auto expected_greedy = fx.meta["greedy"][p].get<std::vector<int32_t>>();
+    const auto& lm = fx.meta["logits"][p];
+    const float* ref = reinterpret_cast<const float*>(fx.bin.data() + lm["offset"].get<size_t>());
+    ASSERT_EQ(lm["vocab"].get<int64_t>(), c.vocab_size);
+    for (int chunk : {1000, 7}) {  // one-shot prefill, then chunked prefill through the cache
+      auto cache = MakeCache(backend, c, KvDType::kF32, prompt.size() + 64);
+      RunResult r = RunSequence(**model, *cache, prompt, chunk, 64);
+      ASSERT_EQ(r.prompt_logits.size(), prompt.size());
+      for (size_t i = 0; i < prompt.size(); ++i) {
+        double e = RelErr(r.prompt_logits[i].data(), ref + i * c.vocab_size, c.vocab_size);
+        worst = std::max(worst, e);
+        EXPECT_LT(e, 1e-4) << name << " prompt " << p << " position " << i << " chunk " << chunk;
+      }
+      EXPECT_EQ(r.greedy, expected_greedy) << name << " prompt " << p << " chunk " << chunk;
+    }
+  }
+  std::printf("%s: worst max-abs/max-ref logit error %.3g\n", name.c_str(), worst);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, TinyModelTest,
+                         ::testing::Values("qwen3-tiny", "qwen2-tiny-yarn", "llama-tiny-llama3"));
+
+TEST(SmolLM2, LogitsAndGreedyMatchTransformers) {
+  if (!fs::exists(SmolDir() + "/config.json")) {
+    GTEST_SKIP() << "converted SmolLM2 not found at " << SmolDir()
+                 << " (run scripts/setup.sh, or set C8_SMOLLM2_DIR)";
+  }
+  Fixture fx = LoadFixture("smollm2");
+  CpuBackend backend(0);
+  auto model = DecoderModel::Load(SmolDir(), backend, {});
+  ASSERT_TRUE(model.ok()) << model.message();
+  const ModelConfig& c = (*model)->config();
+  const auto& prompts = fx.meta["prompts"];
+  int identical = 0;
+  double worst = 0;
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    std::vector<int32_t> prompt = prompts[p].get<std::vector<int32_t>>();
+    const auto& lm = fx.meta["logits"][p];
+    const int64_t P = lm["positions"], K = lm["topk"];
+    const char* base = fx.bin.data() + lm["offset"].get<size_t>();
+    const int32_t* ids = reinterpret_cast<const int32_t*>(base);
+    const float* vals = reinterpret_cast<const float*>(base + P * K * 4);
+    auto cache = MakeCache(backend, c, KvDType::kF32, prompt.size() + 64);
+    RunResult r = RunSequence(**model, *cache, prompt, 1 << 20, 64);
+    for (int64_t i = 0; i < P; ++i) {
+      double num = 0, den = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        float mine = r.prompt_logits[i][ids[i * K + k]];
+        num = std::max(num, static_cast<double>(std::fabs(mine - vals[i * K + k])));
+        den = std::max(den, static_cast<double>(std::fabs(vals[i * K + k])));
+      }
+      worst = std::max(worst, num / den);
+      EXPECT_LT(num / den, 2e-3) << "prompt " << p << " position " << i;
+    }
+    auto expected = fx.meta["greedy"][p].get<std::vector<int32_t>>();
+    identical += r.greedy == expected;
+  }
+  std::printf("SmolLM2: worst top-64 logit error %.3g, %d/%zu greedy continuations identical\n",
+              worst, identical, prompts.size());
+  EXPECT_GE(identical, 5);
+}
+
+}  // namespace
+}  // namespace c8
