@@ -57,7 +57,9 @@ std::vector<double> Frequencies(Sampler& s, const std::vector<float>& logits,
 // ---------------------------------------------------------------------------------------------
 // SamplingParams::Validate
 
-TEST(SamplingParamsTest, DefaultsAreValid) { EXPECT_TRUE(SamplingParams{}.Validate().ok()); }
+TEST(SamplingParamsTest, DefaultsAreValid) {
+  EXPECT_TRUE(SamplingParams{}.Validate().ok());
+}
 
 TEST(SamplingParamsTest, ErrorMessagesNameFieldAndRange) {
   struct Case {
@@ -70,8 +72,7 @@ TEST(SamplingParamsTest, ErrorMessagesNameFieldAndRange) {
       {[](SamplingParams& p) { p.temperature = NAN; }, "temperature must be in [0, 2], got nan"},
       {[](SamplingParams& p) { p.top_p = 0; }, "top_p must be in (0, 1], got 0"},
       {[](SamplingParams& p) { p.top_p = 1.5; }, "top_p must be in (0, 1], got 1.5"},
-      {[](SamplingParams& p) { p.top_k = -2; },
-       "top_k must be -1 or 0 (disabled) or >= 1, got -2"},
+      {[](SamplingParams& p) { p.top_k = -2; }, "top_k must be -1 or 0 (disabled) or >= 1, got -2"},
       {[](SamplingParams& p) { p.min_p = 1.25; }, "min_p must be in [0, 1], got 1.25"},
       {[](SamplingParams& p) { p.repetition_penalty = 0; },
        "repetition_penalty must be in (0, 2], got 0"},
@@ -88,8 +89,13 @@ TEST(SamplingParamsTest, ErrorMessagesNameFieldAndRange) {
          p.min_tokens = 5;
        },
        "min_tokens must be <= max_tokens (4), got 5"},
-      {[](SamplingParams& p) { p.stop = {"a", ""}; }, "stop[1] must not be an empty string"},
-      {[](SamplingParams& p) { p.stop_token_ids = {3, -7}; },
+      {[](SamplingParams& p) {
+         p.stop = {"a", ""};
+       },
+       "stop[1] must not be an empty string"},
+      {[](SamplingParams& p) {
+         p.stop_token_ids = {3, -7};
+       },
        "stop_token_ids[1] must be >= 0, got -7"},
       {[](SamplingParams& p) { p.n = 0; }, "n must be >= 1, got 0"},
       {[](SamplingParams& p) { p.logprobs = 21; }, "logprobs must be in [0, 20], got 21"},
@@ -130,12 +136,12 @@ TEST(SamplerRngTest, PhiloxKnownAnswers) {
   // Random123 tests/kat_vectors, "philox4x32 10" lines.
   EXPECT_EQ(Philox4x32_10({0, 0, 0, 0}, {0, 0}),
             (std::array<uint32_t, 4>{0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}));
-  EXPECT_EQ(Philox4x32_10({0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff},
-                          {0xffffffff, 0xffffffff}),
-            (std::array<uint32_t, 4>{0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}));
-  EXPECT_EQ(Philox4x32_10({0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344},
-                          {0xa4093822, 0x299f31d0}),
-            (std::array<uint32_t, 4>{0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}));
+  EXPECT_EQ(
+      Philox4x32_10({0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff}, {0xffffffff, 0xffffffff}),
+      (std::array<uint32_t, 4>{0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}));
+  EXPECT_EQ(
+      Philox4x32_10({0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}, {0xa4093822, 0x299f31d0}),
+      (std::array<uint32_t, 4>{0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}));
 }
 
 TEST(SamplerRngTest, UniformLayoutAndRange) {
@@ -192,8 +198,8 @@ TEST(SamplerTest, TemperatureScalesDistributionExactly) {
     const std::vector<double> freq = Frequencies(s, logits, p, 1234 + temp * 10, n);
     for (size_t i = 0; i < logits.size(); ++i) {
       const double sigma = std::sqrt(expected[i] * (1 - expected[i]) / n);
-      EXPECT_NEAR(freq[i], expected[i], 5 * sigma + 1e-3) << "temperature " << temp << " token "
-                                                           << i;
+      EXPECT_NEAR(freq[i], expected[i], 5 * sigma + 1e-3)
+          << "temperature " << temp << " token " << i;
     }
   }
   // Temperature 1 vs 0.5: token 1 (the max) gets 0.444973 vs 0.642888 of the mass.
@@ -354,9 +360,9 @@ TEST(SamplerTest, PenaltiesHandComputed) {
   p.frequency_penalty = 0.5;
   p.presence_penalty = 0.25;
   ASSERT_TRUE(ApplyPenalties(logits, prompt, output, p).ok());
-  EXPECT_FLOAT_EQ(logits[0], 2.0f / 1.5f);                  // prompt, positive: divided
-  EXPECT_FLOAT_EQ(logits[1], -1.5f);                        // prompt, negative: multiplied
-  EXPECT_FLOAT_EQ(logits[2], 0.5f);                         // unseen
+  EXPECT_FLOAT_EQ(logits[0], 2.0f / 1.5f);                     // prompt, positive: divided
+  EXPECT_FLOAT_EQ(logits[1], -1.5f);                           // prompt, negative: multiplied
+  EXPECT_FLOAT_EQ(logits[2], 0.5f);                            // unseen
   EXPECT_FLOAT_EQ(logits[3], 3.0f / 1.5f - 0.5f * 2 - 0.25f);  // output x2: 0.75
   EXPECT_FLOAT_EQ(logits[4], -2.0f * 1.5f - 0.5f - 0.25f);     // output x1: -3.75
   EXPECT_FLOAT_EQ(logits[5], 0.0f);
@@ -482,7 +488,8 @@ TEST(SamplerTest, BatchCompositionDoesNotChangeSeededTokens) {
   // Alone.
   SamplerRng alone = SamplerRng::FromSeed(seeded.seed);
   std::vector<int32_t> expected;
-  for (int step = 0; step < 10; ++step) expected.push_back(s.Sample(row1, Req(&seeded, &alone))->token_id);
+  for (int step = 0; step < 10; ++step)
+    expected.push_back(s.Sample(row1, Req(&seeded, &alone))->token_id);
 
   // In a batch (row 1) next to other requests.
   SamplerRng r0(999), r1 = SamplerRng::FromSeed(seeded.seed), r2(5);

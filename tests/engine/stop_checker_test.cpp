@@ -195,7 +195,7 @@ TEST(StopCheckerTest, MinTokensSuppressesStops) {
   Feed f(p);
   EXPECT_EQ(f.Add(kEos, "").finish_reason, FinishReason::kNone);  // 1 < 3
   EXPECT_EQ(f.Add(1, "a!").finish_reason, FinishReason::kNone);   // 2 < 3: stop string ignored
-  StopUpdate u = f.Add(7, "b");                                    // 3 >= 3: stop token counts
+  StopUpdate u = f.Add(7, "b");                                   // 3 >= 3: stop token counts
   EXPECT_EQ(u.finish_reason, FinishReason::kStop);
   EXPECT_EQ(std::get<int32_t>(u.stop_reason), 7);
   EXPECT_EQ(f.checker.text(), "a!");

@@ -13,7 +13,9 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Gumbel noise from a uniform: G = -log(E), E = -log(U) ~ Exp(1). Increasing in U.
-double Gumbel(double u) { return -std::log(-std::log(u)); }
+double Gumbel(double u) {
+  return -std::log(-std::log(u));
+}
 
 // Largest Gumbel value any token can get (U = the largest uniform), plus a margin: a token whose
 // logit + kGumbelMax is below the running best can never win, so its noise is not drawn.
@@ -65,9 +67,9 @@ SamplerRng SamplerRng::FromSeed(std::optional<uint64_t> seed, uint32_t stream) {
 }
 
 std::array<uint32_t, 4> SamplerRng::Block(uint32_t group) const {
-  return Philox4x32_10({group, static_cast<uint32_t>(step_), static_cast<uint32_t>(step_ >> 32),
-                        stream_},
-                       {static_cast<uint32_t>(seed_), static_cast<uint32_t>(seed_ >> 32)});
+  return Philox4x32_10(
+      {group, static_cast<uint32_t>(step_), static_cast<uint32_t>(step_ >> 32), stream_},
+      {static_cast<uint32_t>(seed_), static_cast<uint32_t>(seed_ >> 32)});
 }
 
 double SamplerRng::Uniform(int32_t token_id) const {
@@ -153,8 +155,7 @@ Status Sampler::Prepare(std::span<const float> logits, const SampleRequest& requ
   }
 
   // 2. Penalties.
-  C8_RETURN_IF_ERROR(
-      ApplyPenalties(work_, request.prompt_token_ids, request.output_token_ids, p));
+  C8_RETURN_IF_ERROR(ApplyPenalties(work_, request.prompt_token_ids, request.output_token_ids, p));
 
   // 3. min_tokens: EOS and stop tokens cannot be sampled yet.
   if (static_cast<int64_t>(request.output_token_ids.size()) < p.min_tokens) {
@@ -173,8 +174,9 @@ Status Sampler::Prepare(std::span<const float> logits, const SampleRequest& requ
     const int32_t best =
         static_cast<int32_t>(std::max_element(work_.begin(), work_.end()) - work_.begin());
     if (work_[best] == kNegInf) {
-      return Error("sampler: no token can be sampled: every logit is -inf after penalties and "
-                   "min_tokens masking");
+      return Error(
+          "sampler: no token can be sampled: every logit is -inf after penalties and "
+          "min_tokens masking");
     }
     kept_.assign(1, best);
     max_ = work_[best];
@@ -188,8 +190,9 @@ Status Sampler::Prepare(std::span<const float> logits, const SampleRequest& requ
   }
   max_ = *std::max_element(work_.begin(), work_.end());
   if (max_ == kNegInf) {
-    return Error("sampler: no token can be sampled: every logit is -inf after penalties and "
-                 "min_tokens masking");
+    return Error(
+        "sampler: no token can be sampled: every logit is -inf after penalties and "
+        "min_tokens masking");
   }
 
   // 6. min_p (p_i >= min_p * p_max  <=>  l_i >= max + log(min_p)); also drops -inf tokens.
@@ -210,39 +213,51 @@ Status Sampler::Prepare(std::span<const float> logits, const SampleRequest& requ
     KeepAtLeast(*kth);
   }
 
-  // 8. top_p: sort only as much of the distribution as needed, in growing chunks.
-  if (p.TopPEnabled() && kept_.size() > 1) {
-    values_.clear();
-    double z = 0.0;
-    for (int32_t t : kept_) {
-      values_.push_back(work_[t]);
-      z += std::exp(static_cast<double>(work_[t]) - max_);
-    }
-    const double target = p.top_p * z;
-    double cum = 0.0;
-    size_t sorted = 0, chunk = 64;
-    const size_t n = values_.size();
-    while (sorted < n) {
-      const size_t end = std::min(n, sorted + chunk);
-      // Afterwards [sorted, end) holds the next largest values, in decreasing order.
-      std::nth_element(values_.begin() + sorted, values_.begin() + (end - 1), values_.end(),
-                       std::greater<float>());
-      std::sort(values_.begin() + sorted, values_.begin() + end, std::greater<float>());
-      bool found = false;
-      for (size_t j = sorted; j < end; ++j) {
-        cum += std::exp(static_cast<double>(values_[j]) - max_);
-        if (cum >= target) {
-          KeepAtLeast(values_[j]);
-          found = true;
-          break;
-        }
-      }
-      if (found) break;
-      sorted = end;
-      chunk *= 2;
+  // 8. top_p.
+  if (p.TopPEnabled() && kept_.size() > 1) ApplyTopP(p.top_p);
+  return Status::Ok();
+}
+
+void Sampler::ApplyTopP(double top_p) {
+  float lo = max_;
+  for (int32_t t : kept_) lo = std::min(lo, work_[t]);
+  if (lo == max_) return;  // all equal: the tie-inclusive cutoff keeps everything
+
+  // Bucket the logits by distance to the max (bucket 0 = most likely; a larger logit never lands
+  // in a later bucket) with their unnormalized probability mass exp(l - max), and find the bucket
+  // where the cumulative mass reaches top_p * z. Only that bucket is sorted: O(vocab) instead of
+  // O(vocab log vocab).
+  constexpr int kBuckets = 4096;
+  const double scale = kBuckets / (static_cast<double>(max_) - lo);
+  auto bucket_of = [&](float v) {
+    return std::min(kBuckets - 1, static_cast<int>((static_cast<double>(max_) - v) * scale));
+  };
+  bucket_mass_.assign(kBuckets, 0.0);
+  double z = 0.0;
+  for (int32_t t : kept_) {
+    const double e = std::exp(static_cast<double>(work_[t]) - max_);
+    bucket_mass_[bucket_of(work_[t])] += e;
+    z += e;
+  }
+  const double target = top_p * z;
+  double cum = 0.0;
+  int b = 0;
+  while (b < kBuckets - 1 && cum + bucket_mass_[b] < target) cum += bucket_mass_[b++];
+
+  values_.clear();
+  for (int32_t t : kept_) {
+    if (bucket_of(work_[t]) == b) values_.push_back(work_[t]);
+  }
+  std::sort(values_.begin(), values_.end(), std::greater<float>());
+  for (float v : values_) {
+    cum += std::exp(static_cast<double>(v) - max_);
+    if (cum >= target) {
+      KeepAtLeast(v);
+      return;
     }
   }
-  return Status::Ok();
+  // Rounding left the target unreached: keep everything down to this bucket's smallest value.
+  if (!values_.empty()) KeepAtLeast(values_.back());
 }
 
 int32_t Sampler::Draw(const SamplerRng& rng) const {
@@ -334,8 +349,7 @@ Result<SampleResult> Sampler::Sample(std::span<const float> logits, const Sample
   return result;
 }
 
-std::vector<Result<SampleResult>> Sampler::SampleBatch(std::span<const float> logits,
-                                                       int64_t vocab,
+std::vector<Result<SampleResult>> Sampler::SampleBatch(std::span<const float> logits, int64_t vocab,
                                                        std::span<const SampleRequest> requests) {
   std::vector<Result<SampleResult>> results;
   results.reserve(requests.size());

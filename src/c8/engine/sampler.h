@@ -3,14 +3,16 @@
 // Order of operations for one sequence (vLLM v1):
 //   1. copy the raw logits [vocab] (float32)
 //   2. penalties: repetition (prompt + output tokens), then frequency and presence (output only)
-//   3. min_tokens: while len(output) < min_tokens, EOS (unless ignore_eos) and stop_token_ids -> -inf
+//   3. min_tokens: while len(output) < min_tokens, EOS (unless ignore_eos) and stop_token_ids ->
+//   -inf
 //   4. temperature < 1e-5: greedy = argmax, ties to the lowest token id (steps 5-9 skipped)
 //   5. logits /= temperature
 //   6. min_p:  keep tokens with p >= min_p * p_max  (computed as logit >= max + log(min_p))
 //   7. top_k:  keep tokens whose logit >= the k-th largest logit (ties at the boundary are kept)
 //   8. top_p:  sort the kept tokens by probability (renormalized after top_k), find the first token
 //              at which the cumulative probability reaches top_p, keep every token whose logit is
-//              >= that token's logit (ties at the boundary are kept; at least one token is kept)
+//              >= that token's logit (ties at the boundary are kept; at least one token is kept).
+//              Found with a 4096-bucket histogram of the logits + a sort of one bucket: O(vocab).
 //   9. sample: exponential race / Gumbel-max over the kept tokens:
 //              token = argmax_i  logit_i - log(E_i),  E_i = -log(U_i),  U_i in (0, 1)
 //              (equivalently argmax p_i / E_i with E_i ~ Exp(1)); ties to the lowest token id.
@@ -41,8 +43,7 @@
 namespace c8 {
 
 // Philox4x32-10 block function (Random123 "philox4x32 10"): 4 random 32-bit words per counter.
-std::array<uint32_t, 4> Philox4x32_10(std::array<uint32_t, 4> counter,
-                                      std::array<uint32_t, 2> key);
+std::array<uint32_t, 4> Philox4x32_10(std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key);
 
 // Random stream of one sequence: seed + stream id + step counter (see the header comment).
 class SamplerRng {
@@ -127,14 +128,17 @@ class Sampler {
   Status Prepare(std::span<const float> logits, const SampleRequest& request);
   // Threshold-filters kept_ to tokens with work_[id] >= threshold (order preserved).
   void KeepAtLeast(float threshold);
+  // Step 8 on kept_ (more than one token).
+  void ApplyTopP(double top_p);
   int32_t Draw(const SamplerRng& rng) const;
   void FillLogprobs(std::span<const float> logits, int n, SampleResult& out) const;
 
   std::vector<int32_t> eos_token_ids_;
-  std::vector<float> work_;     // [vocab] processed logits
-  std::vector<int32_t> kept_;   // kept token ids, increasing
-  std::vector<float> values_;   // scratch for top-k / top-p selection
-  float max_ = 0.0f;            // max of work_ over kept_
+  std::vector<float> work_;          // [vocab] processed logits
+  std::vector<int32_t> kept_;        // kept token ids, increasing
+  std::vector<float> values_;        // scratch for top-k / top-p selection
+  std::vector<double> bucket_mass_;  // scratch for top-p
+  float max_ = 0.0f;                 // max of work_ over kept_
   bool greedy_ = false;
 };
 

@@ -36,7 +36,8 @@ enum class FinishReason { kNone, kStop, kLength };
 // OpenAI finish_reason: "stop", "length"; "" for kNone.
 const char* FinishReasonName(FinishReason reason);
 
-// OpenAI/vLLM stop_reason: none (EOS or not stopped), the matched stop string, or the stop token id.
+// OpenAI/vLLM stop_reason: none (EOS or not stopped), the matched stop string, or the stop token
+// id.
 using StopReason = std::variant<std::monostate, std::string, int32_t>;
 
 struct StopUpdate {

@@ -388,11 +388,22 @@ ojson ByteLevel(bool add_prefix_space, bool trim_offsets, bool use_regex) {
   return j;
 }
 
-Result<ojson> PreTokenizer(const GgufFile& f) {
-  std::string pre = "default";
+// HF normalizer for a pre-tokenizer type: Qwen2's tokenizer.json applies NFC, others none.
+ojson Normalizer(const std::string& pre) {
+  if (pre == "qwen2") return ojson::object({{"type", "NFC"}});
+  return nullptr;
+}
+
+Result<std::string> PreType(const GgufFile& f) {
+  std::string pre = "default";  // llama.cpp's default when the key is absent
   if (f.Has("tokenizer.ggml.pre")) {
     C8_ASSIGN_OR_RETURN(pre, f.GetString("tokenizer.ggml.pre"));
   }
+  return pre;
+}
+
+Result<ojson> PreTokenizer(const GgufFile& f) {
+  C8_ASSIGN_OR_RETURN(std::string pre, PreType(f));
   if (pre == "smollm") {
     ojson digits = ojson::object();
     digits["type"] = "Digits";
@@ -669,7 +680,8 @@ Result<std::string> BuildHfTokenizerJson(const GgufFile& f) {
     first = false;
   }
   out += first ? "],\n" : "\n  ],\n";
-  out += "  \"normalizer\": null,\n";
+  C8_ASSIGN_OR_RETURN(std::string pre_type, PreType(f));
+  out += "  \"normalizer\": " + Normalizer(pre_type).dump() + ",\n";
   out += "  \"pre_tokenizer\": " + Indent(pre.dump(2), 2) + ",\n";
   out += "  \"post_processor\": null,\n";
   out += "  \"decoder\": " + Indent(ByteLevel(true, true, true).dump(2), 2) + ",\n";

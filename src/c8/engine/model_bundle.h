@@ -1,0 +1,47 @@
+// Everything loaded from one model directory for serving: backend, weights, tokenizer,
+// chat template, generation defaults and the paged KV cache.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "c8/backend/backend.h"
+#include "c8/engine/generation_config.h"
+#include "c8/kv/kv_cache.h"
+#include "c8/model/decoder_model.h"
+#include "c8/tokenizer/chat_template.h"
+#include "c8/tokenizer/tokenizer.h"
+#include "c8/util/progress.h"
+
+namespace c8 {
+
+struct EngineOptions {
+  std::string model_dir;
+  BackendOptions backend;
+  std::string kv_cache_dtype = "auto";  // auto | bf16 | fp32 | int8
+  int64_t max_model_len = 0;            // 0: config max_position_embeddings (capped at 32768)
+  int64_t block_size = 16;
+  double kv_cache_gib = 0;  // 0: enough for max_model_len tokens (at least 1 GiB)
+  ProgressFn progress;
+};
+
+struct ModelBundle {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<DecoderModel> model;
+  std::optional<Tokenizer> tokenizer;
+  std::optional<ChatTemplate> chat_template;  // absent when the model ships none
+  std::string chat_template_error;            // why it is absent
+  GenerationDefaults defaults;
+  std::unique_ptr<KvCache> kv_cache;
+
+  static Result<std::unique_ptr<ModelBundle>> Load(const EngineOptions& options);
+
+  // Tokenizes a plain prompt (adding BOS when tokenizer_config.json asks for it).
+  std::vector<int32_t> EncodePrompt(const std::string& text) const;
+  // Renders the chat template (add_generation_prompt) and tokenizes the result.
+  Result<std::vector<int32_t>> EncodeChat(const nlohmann::json& messages,
+                                          const nlohmann::json& extra = {}) const;
+};
+
+}  // namespace c8
