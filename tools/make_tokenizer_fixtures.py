@@ -13,6 +13,12 @@ Writes, with a fixed seed:
                             legacy "a b" strings), trained with tokenizers' BPE trainer; only
                             (re)trained when absent or with --retrain-qwen.
   qwen_style_fixtures.json  >= 300 strings for it.
+  variant_fixtures.json     the Qwen-style vocabulary under other normalizer / pre-tokenizer
+                            settings (GPT-2 ByteLevel regex with add_prefix_space, Digits
+                            contiguous, Split behaviours Removed / MergedWithPrevious /
+                            MergedWithNext / Contiguous / invert / String pattern / a regex with
+                            empty matches, the Llama-3 regex, NFD / NFKC, no pre-tokenizer), each
+                            with its own strings.
 
 Fixture case fields: "t" the input text (valid UTF-8) or "b64" the raw input bytes (base64, for
 inputs with invalid UTF-8; the expected ids are those of tokenizers.encode(bytes.decode("utf-8",
@@ -326,6 +332,54 @@ QWEN_EXTRA = ["hello world", "sayhello", "hello_x", "hello!", "(hello)", " hello
               "ﬁnal ﬂow ℌ ①", "Å vs A\u030A vs \u212B", "\u1100\u1161\u11A8 vs \uAC01"]
 
 
+BL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
+LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+                r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def split(pattern, behavior, invert=False, literal=False):
+    return {"type": "Split", "pattern": {"String" if literal else "Regex": pattern},
+            "behavior": behavior, "invert": invert}
+
+
+VARIANTS = [
+    (None, {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}),
+    ({"type": "NFKC"}, {"type": "Sequence", "pretokenizers": [
+        {"type": "Digits", "individual_digits": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}),
+    ({"type": "NFD"}, {"type": "Sequence", "pretokenizers": [split(" ", "Removed", literal=True), BL]}),
+    (None, {"type": "Sequence", "pretokenizers": [split(r"\d+", "MergedWithPrevious"), BL]}),
+    (None, {"type": "Sequence", "pretokenizers": [split(r"[,.;!?]", "MergedWithNext"), BL]}),
+    (None, {"type": "Sequence", "pretokenizers": [split(r"\s+", "Contiguous", invert=True), BL]}),
+    (None, {"type": "Sequence", "pretokenizers": [split(r"a*", "Isolated"), BL]}),
+    ({"type": "Sequence", "normalizers": [{"type": "NFD"}, {"type": "NFC"}]},
+     {"type": "Sequence", "pretokenizers": [split(LLAMA3_REGEX, "Isolated"), BL]}),
+    (None, None),
+]
+
+
+def build_variants(qpath, out_path):
+    base = json.load(open(qpath, encoding="utf-8"))
+    variants = []
+    for i, (norm, pre) in enumerate(VARIANTS):
+        j = dict(base)
+        j["normalizer"] = norm
+        j["pre_tokenizer"] = pre
+        tok = Tokenizer.from_str(json.dumps(j))
+        items = make_inputs(random.Random(500 + i), ["<|im_start|>", "[MASK]", "hello"], 70)
+        variants.append({"normalizer": norm, "pre_tokenizer": pre, "cases": make_cases(tok, items)})
+    with open(out_path, "w", encoding="utf-8") as f:
+        f.write('{"base": "qwen_style_tokenizer.json", "variants": [\n')
+        parts = []
+        for v in variants:
+            cases = ",\n".join(json.dumps(c, ensure_ascii=False, separators=(",", ":")) for c in v["cases"])
+            parts.append('{"normalizer": %s, "pre_tokenizer": %s, "cases": [\n%s]}' % (
+                json.dumps(v["normalizer"]), json.dumps(v["pre_tokenizer"]), cases))
+        f.write(",\n".join(parts))
+        f.write("\n]}\n")
+    print(f"wrote {out_path}: {len(variants)} variants, {os.path.getsize(out_path)} bytes")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("tokenizer_json", help="SmolLM2 tokenizer.json (from the GGUF converter)")
@@ -352,6 +406,7 @@ def main():
     items += make_inputs(random.Random(99), qspecials, 360)
     write_fixture(os.path.join(args.out_dir, "qwen_style_fixtures.json"),
                   "qwen_style_tokenizer.json", make_cases(qwen, items))
+    build_variants(qpath, os.path.join(args.out_dir, "variant_fixtures.json"))
 
 
 if __name__ == "__main__":

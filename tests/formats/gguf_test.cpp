@@ -1,7 +1,8 @@
 // GGUF reader, dequantizer, safetensors writer and GGUF -> HF conversion.
 // Fixtures: tests/data/gguf/ (regenerate with tools/make_gguf_fixtures.py).
+#include "c8/formats/gguf.h"
+
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -16,7 +17,6 @@
 #include <string>
 #include <vector>
 
-#include "c8/formats/gguf.h"
 #include "c8/formats/gguf_convert.h"
 #include "c8/formats/gguf_dequant.h"
 #include "c8/formats/safetensors_writer.h"
@@ -42,9 +42,9 @@ void WriteAll(const std::string& path, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-// A fresh scratch directory per test under the build tree.
+// A fresh scratch directory per test (named after it) under the build tree.
 std::string ScratchDir(const std::string& name) {
-  fs::path p = fs::path(C8_BINARY_DIR) / "test_tmp" / ("gguf_" + std::to_string(::getpid())) / name;
+  fs::path p = fs::path(C8_BINARY_DIR) / "test_tmp" / "gguf" / name;
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();
@@ -54,14 +54,14 @@ bool Contains(const std::string& hay, const std::string& needle) {
   return hay.find(needle) != std::string::npos;
 }
 
-#define EXPECT_ERROR_HAS(status_or_result, ...)                              \
-  do {                                                                     \
-    const auto& _r = (status_or_result);                                   \
-    ASSERT_FALSE(_r.ok()) << "expected an error";                          \
-    for (const std::string& _n : std::vector<std::string>{__VA_ARGS__}) {  \
-      EXPECT_TRUE(Contains(_r.message(), _n))                              \
-          << "message '" << _r.message() << "' lacks '" << _n << "'";      \
-    }                                                                      \
+#define EXPECT_ERROR_HAS(status_or_result, ...)                           \
+  do {                                                                    \
+    const auto& _r = (status_or_result);                                  \
+    ASSERT_FALSE(_r.ok()) << "expected an error";                         \
+    for (const std::string& _n : std::vector<std::string>{__VA_ARGS__}) { \
+      EXPECT_TRUE(Contains(_r.message(), _n))                             \
+          << "message '" << _r.message() << "' lacks '" << _n << "'";     \
+    }                                                                     \
   } while (0)
 
 // ---------------------------------------------------------------------------------------------
@@ -99,8 +99,8 @@ class GgufBuilder {
   void StrWithLength(const std::string& key, const std::string& v, uint64_t declared) {
     Kv(key, 8, Raw(declared) + v);
   }
-  void AddTensor(const std::string& name, std::vector<uint64_t> ne, uint32_t type,
-                 std::string data, std::optional<uint64_t> offset = std::nullopt) {
+  void AddTensor(const std::string& name, std::vector<uint64_t> ne, uint32_t type, std::string data,
+                 std::optional<uint64_t> offset = std::nullopt) {
     tensors_.push_back({name, std::move(ne), type, std::move(data), offset});
   }
   void AddF32(const std::string& name, std::vector<uint64_t> ne, const std::vector<float>& v) {
@@ -110,8 +110,8 @@ class GgufBuilder {
   }
 
   std::string Build() const {
-    std::string out = Raw(magic) + Raw(version) + Raw(uint64_t{tensors_.size()}) +
-                      Raw(kv_count_) + kv_;
+    std::string out =
+        Raw(magic) + Raw(version) + Raw(uint64_t{tensors_.size()}) + Raw(kv_count_) + kv_;
     uint64_t off = 0;
     std::vector<uint64_t> offs;
     for (const Tensor& t : tensors_) {
@@ -284,7 +284,9 @@ TEST(GgufDequant, UnsupportedTypesAreErrors) {
 
 class GgufBadInput : public ::testing::Test {
  protected:
-  void SetUp() override { dir_ = ScratchDir(::testing::UnitTest::GetInstance()->current_test_info()->name()); }
+  void SetUp() override {
+    dir_ = ScratchDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+  }
   std::string dir_;
 };
 
@@ -319,8 +321,7 @@ TEST_F(GgufBadInput, TruncatedFile) {
   uint64_t data_end = 0;
   for (const GgufTensorInfo& t : ok->tensors()) data_end = std::max(data_end, t.offset + t.nbytes);
   // Cut inside the header, inside the metadata, inside the tensor infos and inside the data.
-  const uint64_t cuts[] = {10, 100, ok->data_offset() - 40, ok->data_offset() + 100,
-                           data_end - 1};
+  const uint64_t cuts[] = {10, 100, ok->data_offset() - 40, ok->data_offset() + 100, data_end - 1};
   for (uint64_t cut : cuts) {
     SCOPED_TRACE(cut);
     const std::string p = dir_ + "/cut" + std::to_string(cut) + ".gguf";
@@ -357,8 +358,8 @@ TEST_F(GgufBadInput, LyingTensorOffset) {
 TEST_F(GgufBadInput, StringLengthBeyondFile) {
   GgufBuilder b;
   b.StrWithLength("general.name", "abc", 1000000);
-  EXPECT_ERROR_HAS(GgufFile::Open(WriteGguf(dir_, "strlen.gguf", b)), "strlen.gguf",
-                   "general.name", "string length 1000000");
+  EXPECT_ERROR_HAS(GgufFile::Open(WriteGguf(dir_, "strlen.gguf", b)), "strlen.gguf", "general.name",
+                   "string length 1000000");
   GgufBuilder c;
   c.AddTensor("x", {4}, 0, std::string(16, '\0'));
   std::string bytes = c.Build();
@@ -431,8 +432,7 @@ TEST_F(GgufBadInput, LyingCountsAndOtherFields) {
   GgufBuilder dupt;
   dupt.AddF32("w", {1}, {1});
   dupt.AddF32("w", {1}, {2});
-  EXPECT_ERROR_HAS(GgufFile::Open(WriteGguf(dir_, "dupt.gguf", dupt)), "tensor 'w'",
-                   "duplicate");
+  EXPECT_ERROR_HAS(GgufFile::Open(WriteGguf(dir_, "dupt.gguf", dupt)), "tensor 'w'", "duplicate");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -564,7 +564,8 @@ std::vector<float> RowValues(int rows, int cols, float scale) {
   // value(r, c) = scale * (r + 1) * (c % 2 ? -1 : 1): every row distinguishable, bf16-exact.
   std::vector<float> v(static_cast<size_t>(rows) * cols);
   for (int r = 0; r < rows; ++r) {
-    for (int c = 0; c < cols; ++c) v[r * cols + c] = scale * static_cast<float>(r + 1) * (c % 2 ? -1.f : 1.f);
+    for (int c = 0; c < cols; ++c)
+      v[r * cols + c] = scale * static_cast<float>(r + 1) * (c % 2 ? -1.f : 1.f);
   }
   return v;
 }
@@ -584,8 +585,11 @@ GgufBuilder TinyLlama(bool with_output = true) {
   b.U32("llama.vocab_size", kVocab);
   b.Str("tokenizer.ggml.model", "gpt2");
   b.Str("tokenizer.ggml.pre", "smollm");
-  b.StrArr("tokenizer.ggml.tokens", {"<|endoftext|>", "<|im_start|>", "<|im_end|>", "a", "b",
-                                     "ab", "\xc4\xa0", "\xc4\xa0" "ab", "1", "<tool>"});
+  b.StrArr("tokenizer.ggml.tokens",
+           {"<|endoftext|>", "<|im_start|>", "<|im_end|>", "a", "b", "ab", "\xc4\xa0",
+            "\xc4\xa0"
+            "ab",
+            "1", "<tool>"});
   b.I32Arr("tokenizer.ggml.token_type", {3, 3, 3, 1, 1, 1, 1, 1, 1, 4});
   b.StrArr("tokenizer.ggml.merges", {"a b", "\xc4\xa0 ab"});
   b.U32("tokenizer.ggml.bos_token_id", 1);
@@ -697,16 +701,16 @@ TEST(GgufConvert, TinyModelEndToEnd) {
   // Q: HF row r holds GGUF row LlamaGgufRowForHfRow(r); GGUF row g has values +-(g + 1).
   const StTensor& q = stf.tensors["model.layers.0.self_attn.q_proj.weight"];
   EXPECT_EQ(q.shape, (std::vector<int64_t>{kHeads * kHeadDim, kHidden}));
-  const std::pair<int, int> q_rows[] = {{0, 0}, {1, 2}, {8, 1}, {9, 3}, {15, 15}, {16, 16},
-                                        {17, 18}, {24, 17}, {31, 31}};
+  const std::pair<int, int> q_rows[] = {{0, 0},   {1, 2},   {8, 1},   {9, 3},  {15, 15},
+                                        {16, 16}, {17, 18}, {24, 17}, {31, 31}};
   for (auto [hf, g] : q_rows) {
     EXPECT_EQ(Bf16At(q, hf * kHidden + 0), static_cast<float>(g + 1)) << "q row " << hf;
     EXPECT_EQ(Bf16At(q, hf * kHidden + 1), -static_cast<float>(g + 1)) << "q row " << hf;
   }
   const StTensor& k = stf.tensors["model.layers.0.self_attn.k_proj.weight"];
   EXPECT_EQ(k.shape, (std::vector<int64_t>{kKvHeads * kHeadDim, kHidden}));
-  EXPECT_EQ(Bf16At(k, 1 * kHidden), 2.0f * 3);   // hf 1 <- gguf 2
-  EXPECT_EQ(Bf16At(k, 8 * kHidden), 2.0f * 2);   // hf 8 <- gguf 1
+  EXPECT_EQ(Bf16At(k, 1 * kHidden), 2.0f * 3);  // hf 1 <- gguf 2
+  EXPECT_EQ(Bf16At(k, 8 * kHidden), 2.0f * 2);  // hf 8 <- gguf 1
   // V and O are not permuted.
   const StTensor& v = stf.tensors["model.layers.0.self_attn.v_proj.weight"];
   EXPECT_EQ(Bf16At(v, 1 * kHidden), 4.0f * 2);
@@ -722,7 +726,9 @@ TEST(GgufConvert, TinyModelEndToEnd) {
   EXPECT_EQ(tok["version"], "1.0");
   EXPECT_EQ(tok["model"]["type"], "BPE");
   EXPECT_EQ(tok["model"]["vocab"].size(), static_cast<size_t>(kVocab));
-  EXPECT_EQ(tok["model"]["vocab"]["\xc4\xa0" "ab"], 7);
+  EXPECT_EQ(tok["model"]["vocab"]["\xc4\xa0"
+                                  "ab"],
+            7);
   EXPECT_EQ(tok["model"]["merges"], json::parse(R"([["a","b"],["\u0120","ab"]])"));
   ASSERT_EQ(tok["added_tokens"].size(), 4u);
   EXPECT_EQ(tok["added_tokens"][1]["content"], "<|im_start|>");
@@ -963,6 +969,7 @@ TEST(GgufSmolLM2, ConvertsToHfDirectory) {
   EXPECT_TRUE(Contains(tc["chat_template"].get<std::string>(), "<|im_start|>"));
   EXPECT_EQ(tc["add_bos_token"], false);
   EXPECT_EQ(tc["tokenizer_class"], "GPT2Tokenizer");
+  fs::remove_all(out);  // ~270 MB
 }
 
 }  // namespace

@@ -1,22 +1,22 @@
 // Tokenizer tests: fixtures produced by tools/make_tokenizer_fixtures.py with the Python
 // `tokenizers` library (SmolLM2's converted tokenizer.json, and a small Qwen-style one committed
 // under tests/data/tokenizer/), streaming decode, concurrency, and load errors.
+#include "c8/tokenizer/tokenizer.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <thread>
 
-#include <nlohmann/json.hpp>
-
 #include "c8/tokenizer/byte_level.h"
 #include "c8/tokenizer/pre_tokenizer.h"
 #include "c8/tokenizer/stream_decoder.h"
-#include "c8/tokenizer/tokenizer.h"
 #include "c8/tokenizer/utf8.h"
 
 namespace c8 {
@@ -24,7 +24,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string DataDir() { return std::string(C8_SOURCE_DIR) + "/tests/data/tokenizer"; }
+std::string DataDir() {
+  return std::string(C8_SOURCE_DIR) + "/tests/data/tokenizer";
+}
 
 // The converted SmolLM2 model dir: $C8_SMOLLM2_DIR, else <source>/models/smollm2-135m-instruct.
 std::string SmolTokenizerPath() {
@@ -74,12 +76,12 @@ struct Case {
   std::string decoded_skip;  // Decode(ids, true)
 };
 
-std::vector<Case> LoadCases(const std::string& path) {
-  const nlohmann::json j = nlohmann::json::parse(ReadFile(path));
+std::vector<Case> ParseCases(const nlohmann::json& list) {
   std::vector<Case> cases;
-  for (const auto& c : j.at("cases")) {
+  for (const auto& c : list) {
     Case k;
-    k.input = c.contains("t") ? c["t"].get<std::string>() : Base64Decode(c["b64"].get<std::string>());
+    k.input =
+        c.contains("t") ? c["t"].get<std::string>() : Base64Decode(c["b64"].get<std::string>());
     k.parse_special = c.value("ps", true);
     k.ids = c["ids"].get<std::vector<int32_t>>();
     k.decoded = c.contains("dec") ? c["dec"].get<std::string>() : SanitizeUtf8(k.input);
@@ -87,6 +89,10 @@ std::vector<Case> LoadCases(const std::string& path) {
     cases.push_back(std::move(k));
   }
   return cases;
+}
+
+std::vector<Case> LoadCases(const std::string& path) {
+  return ParseCases(nlohmann::json::parse(ReadFile(path)).at("cases"));
 }
 
 std::string Show(const std::vector<int32_t>& ids) {
@@ -205,6 +211,24 @@ TEST_F(SmolTokenizerTest, InvalidUtf8NeverCrashesAndRoundTripsAsReplacement) {
   }
 }
 
+TEST_F(SmolTokenizerTest, LongInputsRoundTrip) {
+  std::string mixed;
+  while (mixed.size() < 200000)
+    mixed += "The quick brown fox, 12345 times!\n\tdef f(x): return x**2  ";
+  const std::vector<std::string> inputs = {mixed,
+                                           std::string(100000, ' '),
+                                           std::string(100000, '\n'),
+                                           std::string(100000, 'a'),
+                                           std::string(50000, '7'),
+                                           std::string(30000, '!')};
+  for (const std::string& s : inputs) {
+    const std::vector<int32_t> ids = tok_->Encode(s);
+    EXPECT_FALSE(ids.empty());
+    EXPECT_EQ(tok_->Decode(ids), s)
+        << "input of " << s.size() << " bytes starting '" << s.substr(0, 10) << "'";
+  }
+}
+
 TEST_F(SmolTokenizerTest, StreamingHoldsBackPartialCharacters) {
   // "😀" is three byte-level tokens in SmolLM2; nothing is emitted until the last one.
   const std::vector<int32_t> ids = tok_->Encode("a😀");
@@ -237,6 +261,24 @@ TEST(QwenStyleTokenizerTest, FixturesMatchHuggingFaceTokenizers) {
   const auto cases = LoadCases(DataDir() + "/qwen_style_fixtures.json");
   ASSERT_GE(cases.size(), 300u);
   CheckFixtures(*tok, cases);
+}
+
+// The Qwen-style vocabulary under other normalizers / pre-tokenizers (Split behaviours, Digits,
+// GPT-2 ByteLevel regex, Llama-3 regex, NFD/NFKC, none).
+TEST(VariantTokenizerTest, FixturesMatchHuggingFaceTokenizers) {
+  nlohmann::json base = nlohmann::json::parse(ReadFile(DataDir() + "/qwen_style_tokenizer.json"));
+  const nlohmann::json fixtures =
+      nlohmann::json::parse(ReadFile(DataDir() + "/variant_fixtures.json"));
+  ASSERT_GE(fixtures.at("variants").size(), 9u);
+  for (const auto& v : fixtures.at("variants")) {
+    SCOPED_TRACE("normalizer " + v["normalizer"].dump() + ", pre_tokenizer " +
+                 v["pre_tokenizer"].dump());
+    base["normalizer"] = v["normalizer"];
+    base["pre_tokenizer"] = v["pre_tokenizer"];
+    auto tok = Tokenizer::FromJsonString(base.dump(), "variant tokenizer.json");
+    ASSERT_TRUE(tok.ok()) << tok.message();
+    CheckFixtures(*tok, ParseCases(v["cases"]));
+  }
 }
 
 TEST(QwenStyleTokenizerTest, AddedTokenFlags) {
@@ -309,16 +351,15 @@ class BadTokenizerJsonTest : public ::testing::Test {
   }
   // A minimal valid byte-level tokenizer.json with `patch` merged in.
   static std::string Minimal(const nlohmann::json& patch) {
-    nlohmann::json j = {
-        {"version", "1.0"},
-        {"added_tokens", nlohmann::json::array()},
-        {"normalizer", nullptr},
-        {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}}},
-        {"decoder", {{"type", "ByteLevel"}}},
-        {"model",
-         {{"type", "BPE"},
-          {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}}},
-          {"merges", nlohmann::json::array({"a b"})}}}};
+    nlohmann::json j = {{"version", "1.0"},
+                        {"added_tokens", nlohmann::json::array()},
+                        {"normalizer", nullptr},
+                        {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}}},
+                        {"decoder", {{"type", "ByteLevel"}}},
+                        {"model",
+                         {{"type", "BPE"},
+                          {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}}},
+                          {"merges", nlohmann::json::array({"a b"})}}}};
     j.merge_patch(patch);
     return j.dump();
   }
@@ -390,11 +431,17 @@ TEST_F(BadTokenizerJsonTest, UnsupportedComponents) {
       {{{"model", {{"merges", {"a c"}}}}}, "model.merges[0]"},
       {{{"model", {{"merges", {"ab"}}}}}, "model.merges[0]"},
       {{{"model", {{"merges", {"b a"}}}}}, "model.merges[0]"},  // "ba" not in vocab
-      {{{"pre_tokenizer", {{"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}},
-                           {"behavior", "Isolated"}, {"invert", false}}}},
+      {{{"pre_tokenizer",
+         {{"type", "Split"},
+          {"pattern", {{"Regex", "(unclosed"}}},
+          {"behavior", "Isolated"},
+          {"invert", false}}}},
        "pre_tokenizer.pattern"},
-      {{{"pre_tokenizer", {{"type", "Split"}, {"pattern", {{"Regex", "a"}}},
-                           {"behavior", "Sideways"}, {"invert", false}}}},
+      {{{"pre_tokenizer",
+         {{"type", "Split"},
+          {"pattern", {{"Regex", "a"}}},
+          {"behavior", "Sideways"},
+          {"invert", false}}}},
        "pre_tokenizer.behavior"},
       {{{"post_processor", {{"type", "TemplateProcessing"}}}}, "post_processor"},
       {{{"added_tokens", {{{"content", 5}}}}}, "added_tokens[0].content"},
@@ -415,11 +462,11 @@ TEST(Utf8Test, LossyMatchesUnicodeMaximalSubparts) {
   EXPECT_EQ(SanitizeUtf8("abc"), "abc");
   EXPECT_EQ(SanitizeUtf8("\xC3\xA9"), "\xC3\xA9");
   EXPECT_EQ(SanitizeUtf8("\xFF"), r);
-  EXPECT_EQ(SanitizeUtf8("\xE2\x82"), r);                 // truncated: one replacement
+  EXPECT_EQ(SanitizeUtf8("\xE2\x82"), r);  // truncated: one replacement
   EXPECT_EQ(SanitizeUtf8("\xE2\x82x"), r + "x");
-  EXPECT_EQ(SanitizeUtf8("\xF0\x80\x80"), r + r + r);     // invalid second byte
-  EXPECT_EQ(SanitizeUtf8("\xED\xA0\x80"), r + r + r);     // surrogate
-  EXPECT_EQ(SanitizeUtf8("\xC0\xAF"), r + r);             // overlong
+  EXPECT_EQ(SanitizeUtf8("\xF0\x80\x80"), r + r + r);  // invalid second byte
+  EXPECT_EQ(SanitizeUtf8("\xED\xA0\x80"), r + r + r);  // surrogate
+  EXPECT_EQ(SanitizeUtf8("\xC0\xAF"), r + r);          // overlong
   EXPECT_EQ(SanitizeUtf8(std::string("a\0b", 3)), std::string("a\0b", 3));
   std::string out;
   EXPECT_EQ(AppendUtf8Lossy("ab\xF0\x9F\x98", /*final=*/false, &out), 2u);

@@ -94,10 +94,6 @@ Result<GenerationResult> SequenceGenerator::Generate(
     C8_RETURN_IF_ERROR(Step(tokens, n - 1, n, logits));
     cached_.push_back(s.token_id);
   }
-  if (!stop.finished()) {
-    StopUpdate u = stop.Append(-1, decoder.Flush());
-    if (!u.delta.empty() && on_text) on_text(u.delta);
-  }
   r.decode_seconds = Seconds(t1, std::chrono::steady_clock::now());
   r.output_ids = std::move(output);
   r.text = stop.text();

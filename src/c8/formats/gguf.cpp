@@ -26,17 +26,17 @@ struct TypeEntry {
 
 // block_size / type_size per type (from the ggml type traits).
 constexpr TypeEntry kTypes[] = {
-    {0, {"F32", 1, 4}},          {1, {"F16", 1, 2}},         {2, {"Q4_0", 32, 18}},
-    {3, {"Q4_1", 32, 20}},       {6, {"Q5_0", 32, 22}},      {7, {"Q5_1", 32, 24}},
-    {8, {"Q8_0", 32, 34}},       {9, {"Q8_1", 32, 40}},      {10, {"Q2_K", 256, 84}},
-    {11, {"Q3_K", 256, 110}},    {12, {"Q4_K", 256, 144}},   {13, {"Q5_K", 256, 176}},
-    {14, {"Q6_K", 256, 210}},    {15, {"Q8_K", 256, 292}},   {16, {"IQ2_XXS", 256, 66}},
-    {17, {"IQ2_XS", 256, 74}},   {18, {"IQ3_XXS", 256, 98}}, {19, {"IQ1_S", 256, 50}},
-    {20, {"IQ4_NL", 32, 18}},    {21, {"IQ3_S", 256, 110}},  {22, {"IQ2_S", 256, 82}},
-    {23, {"IQ4_XS", 256, 136}},  {24, {"I8", 1, 1}},         {25, {"I16", 1, 2}},
-    {26, {"I32", 1, 4}},         {27, {"I64", 1, 8}},        {28, {"F64", 1, 8}},
-    {29, {"IQ1_M", 256, 56}},    {30, {"BF16", 1, 2}},       {34, {"TQ1_0", 256, 54}},
-    {35, {"TQ2_0", 256, 66}},    {39, {"MXFP4", 32, 17}},
+    {0, {"F32", 1, 4}},         {1, {"F16", 1, 2}},         {2, {"Q4_0", 32, 18}},
+    {3, {"Q4_1", 32, 20}},      {6, {"Q5_0", 32, 22}},      {7, {"Q5_1", 32, 24}},
+    {8, {"Q8_0", 32, 34}},      {9, {"Q8_1", 32, 40}},      {10, {"Q2_K", 256, 84}},
+    {11, {"Q3_K", 256, 110}},   {12, {"Q4_K", 256, 144}},   {13, {"Q5_K", 256, 176}},
+    {14, {"Q6_K", 256, 210}},   {15, {"Q8_K", 256, 292}},   {16, {"IQ2_XXS", 256, 66}},
+    {17, {"IQ2_XS", 256, 74}},  {18, {"IQ3_XXS", 256, 98}}, {19, {"IQ1_S", 256, 50}},
+    {20, {"IQ4_NL", 32, 18}},   {21, {"IQ3_S", 256, 110}},  {22, {"IQ2_S", 256, 82}},
+    {23, {"IQ4_XS", 256, 136}}, {24, {"I8", 1, 1}},         {25, {"I16", 1, 2}},
+    {26, {"I32", 1, 4}},        {27, {"I64", 1, 8}},        {28, {"F64", 1, 8}},
+    {29, {"IQ1_M", 256, 56}},   {30, {"BF16", 1, 2}},       {34, {"TQ1_0", 256, 54}},
+    {35, {"TQ2_0", 256, 66}},   {39, {"MXFP4", 32, 17}},
 };
 
 bool IsIntegerType(GgufValueType t) {
@@ -84,9 +84,13 @@ uint64_t MinEncodedSize(GgufValueType t) {
   return 1;
 }
 
-bool KnownValueType(uint32_t t) { return t <= 12; }
+bool KnownValueType(uint32_t t) {
+  return t <= 12;
+}
 
-std::string Quote(const std::string& s) { return "'" + s + "'"; }
+std::string Quote(const std::string& s) {
+  return "'" + s + "'";
+}
 
 }  // namespace
 
@@ -104,24 +108,39 @@ std::string GgmlTypeName(uint32_t type) {
 
 const char* GgufValueTypeName(GgufValueType type) {
   switch (type) {
-    case GgufValueType::kUint8: return "uint8";
-    case GgufValueType::kInt8: return "int8";
-    case GgufValueType::kUint16: return "uint16";
-    case GgufValueType::kInt16: return "int16";
-    case GgufValueType::kUint32: return "uint32";
-    case GgufValueType::kInt32: return "int32";
-    case GgufValueType::kFloat32: return "float32";
-    case GgufValueType::kBool: return "bool";
-    case GgufValueType::kString: return "string";
-    case GgufValueType::kArray: return "array";
-    case GgufValueType::kUint64: return "uint64";
-    case GgufValueType::kInt64: return "int64";
-    case GgufValueType::kFloat64: return "float64";
+    case GgufValueType::kUint8:
+      return "uint8";
+    case GgufValueType::kInt8:
+      return "int8";
+    case GgufValueType::kUint16:
+      return "uint16";
+    case GgufValueType::kInt16:
+      return "int16";
+    case GgufValueType::kUint32:
+      return "uint32";
+    case GgufValueType::kInt32:
+      return "int32";
+    case GgufValueType::kFloat32:
+      return "float32";
+    case GgufValueType::kBool:
+      return "bool";
+    case GgufValueType::kString:
+      return "string";
+    case GgufValueType::kArray:
+      return "array";
+    case GgufValueType::kUint64:
+      return "uint64";
+    case GgufValueType::kInt64:
+      return "int64";
+    case GgufValueType::kFloat64:
+      return "float64";
   }
   return "unknown";
 }
 
-bool GgufValue::IsInteger() const { return IsIntegerType(type); }
+bool GgufValue::IsInteger() const {
+  return IsIntegerType(type);
+}
 
 size_t GgufValue::ArraySize() const {
   if (type != GgufValueType::kArray) return 0;
@@ -134,7 +153,9 @@ int64_t GgufTensorInfo::NumElements() const {
   return n;
 }
 
-std::vector<int64_t> GgufTensorInfo::TorchShape() const { return {ne.rbegin(), ne.rend()}; }
+std::vector<int64_t> GgufTensorInfo::TorchShape() const {
+  return {ne.rbegin(), ne.rend()};
+}
 
 // Sequential little-endian decoder over the mapped bytes; every read is bounds-checked.
 class GgufParser {
@@ -178,8 +199,7 @@ class GgufParser {
   uint64_t pos_ = 0;
 };
 
-Status GgufParser::ReadValue(GgufValueType type, GgufValue* v, const std::string& what,
-                             int depth) {
+Status GgufParser::ReadValue(GgufValueType type, GgufValue* v, const std::string& what, int depth) {
   v->type = type;
   switch (type) {
     case GgufValueType::kUint8: {
@@ -270,9 +290,9 @@ Status GgufParser::ReadArray(GgufValue* v, const std::string& what, int depth) {
   v->elem_type = elem_type;
   uint64_t min_size = MinEncodedSize(elem_type);
   if (count > (f_.size_ - pos_) / min_size) {
-    return Fail(what + ": array of " + std::to_string(count) + " " +
-                GgufValueTypeName(elem_type) + " elements cannot fit in the " +
-                std::to_string(f_.size_ - pos_) + " bytes left in the file");
+    return Fail(what + ": array of " + std::to_string(count) + " " + GgufValueTypeName(elem_type) +
+                " elements cannot fit in the " + std::to_string(f_.size_ - pos_) +
+                " bytes left in the file");
   }
   if (IsIntegerType(elem_type) || elem_type == GgufValueType::kBool) {
     v->ints.resize(count);
@@ -380,16 +400,15 @@ Status GgufParser::Parse() {
     uint32_t n_dims = 0;
     C8_RETURN_IF_ERROR(Read(&n_dims, what + " n_dims"));
     if (n_dims == 0 || n_dims > kMaxDims) {
-      return Fail(what + ": invalid number of dimensions " + std::to_string(n_dims) +
-                  " (1.." + std::to_string(kMaxDims) + ")");
+      return Fail(what + ": invalid number of dimensions " + std::to_string(n_dims) + " (1.." +
+                  std::to_string(kMaxDims) + ")");
     }
     ti.ne.resize(n_dims);
     for (uint32_t d = 0; d < n_dims; ++d) {
       uint64_t ne = 0;
       C8_RETURN_IF_ERROR(Read(&ne, what + " dimension " + std::to_string(d)));
       if (ne > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        return Fail(what + ": invalid dimension " + std::to_string(d) + " = " +
-                    std::to_string(ne));
+        return Fail(what + ": invalid dimension " + std::to_string(d) + " = " + std::to_string(ne));
       }
       ti.ne[d] = static_cast<int64_t>(ne);
     }
@@ -430,10 +449,9 @@ Status GgufParser::Parse() {
     }
     if (f_.data_offset_ > f_.size_ || rel > f_.size_ - f_.data_offset_ ||
         ti.nbytes > f_.size_ - f_.data_offset_ - rel) {
-      return Fail(what + ": data [" + std::to_string(f_.data_offset_) + "+" +
-                  std::to_string(rel) + ", " + std::to_string(ti.nbytes) +
-                  " bytes) lies outside the file (" + std::to_string(f_.size_) +
-                  " bytes; truncated file or bad offset)");
+      return Fail(what + ": data [" + std::to_string(f_.data_offset_) + "+" + std::to_string(rel) +
+                  ", " + std::to_string(ti.nbytes) + " bytes) lies outside the file (" +
+                  std::to_string(f_.size_) + " bytes; truncated file or bad offset)");
     }
     ti.offset = f_.data_offset_ + rel;
     ti.data = f_.base_ + ti.offset;
@@ -472,7 +490,9 @@ Result<GgufFile> GgufFile::Open(const std::string& path) {
   return f;
 }
 
-GgufFile::GgufFile(GgufFile&& o) noexcept { *this = std::move(o); }
+GgufFile::GgufFile(GgufFile&& o) noexcept {
+  *this = std::move(o);
+}
 
 GgufFile& GgufFile::operator=(GgufFile&& o) noexcept {
   if (this != &o) {
@@ -491,7 +511,9 @@ GgufFile& GgufFile::operator=(GgufFile&& o) noexcept {
   return *this;
 }
 
-GgufFile::~GgufFile() { Unmap(); }
+GgufFile::~GgufFile() {
+  Unmap();
+}
 
 void GgufFile::Unmap() {
   if (base_) ::munmap(const_cast<uint8_t*>(base_), size_);

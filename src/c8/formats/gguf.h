@@ -94,17 +94,19 @@ const char* GgufValueTypeName(GgufValueType type);
 struct GgufValue {
   GgufValueType type = GgufValueType::kUint8;
   GgufValueType elem_type = GgufValueType::kUint8;  // arrays only
-  int64_t i = 0;      // signed integers and bool (0/1)
-  uint64_t u = 0;     // unsigned integers (also set for non-negative signed ones)
-  double f = 0.0;     // float32/float64
-  std::string str;    // string
+  int64_t i = 0;                                    // signed integers and bool (0/1)
+  uint64_t u = 0;   // unsigned integers (also set for non-negative signed ones)
+  double f = 0.0;   // float32/float64
+  std::string str;  // string
   std::vector<int64_t> ints;
   std::vector<double> floats;
   std::vector<std::string> strings;
   std::vector<GgufValue> items;
 
   bool IsInteger() const;
-  bool IsFloat() const { return type == GgufValueType::kFloat32 || type == GgufValueType::kFloat64; }
+  bool IsFloat() const {
+    return type == GgufValueType::kFloat32 || type == GgufValueType::kFloat64;
+  }
   // Number of array elements (0 for scalars).
   size_t ArraySize() const;
 };
@@ -112,10 +114,10 @@ struct GgufValue {
 // One entry of the tensor directory.
 struct GgufTensorInfo {
   std::string name;
-  uint32_t type = 0;         // GgmlType number (validated: known to GetGgmlTypeInfo)
-  std::vector<int64_t> ne;   // ggml order: ne[0] is the contiguous (fastest) dimension
-  uint64_t offset = 0;       // absolute offset of the data in the file
-  uint64_t nbytes = 0;       // byte size of the data
+  uint32_t type = 0;              // GgmlType number (validated: known to GetGgmlTypeInfo)
+  std::vector<int64_t> ne;        // ggml order: ne[0] is the contiguous (fastest) dimension
+  uint64_t offset = 0;            // absolute offset of the data in the file
+  uint64_t nbytes = 0;            // byte size of the data
   const uint8_t* data = nullptr;  // points into the mapping (valid while the GgufFile lives)
 
   GgmlType ggml_type() const { return static_cast<GgmlType>(type); }

@@ -176,9 +176,9 @@ Result<LlamaParams> ReadLlamaParams(const GgufFile& f) {
     C8_ASSIGN_OR_RETURN(lp.n_kv_head, PositiveInt(f, p + "attention.head_count_kv"));
   }
   if (lp.n_head % lp.n_kv_head != 0) {
-    return Error(f.path() + ": metadata key '" + p + "attention.head_count_kv' = " +
-                 std::to_string(lp.n_kv_head) + " does not divide head_count " +
-                 std::to_string(lp.n_head));
+    return Error(f.path() + ": metadata key '" + p +
+                 "attention.head_count_kv' = " + std::to_string(lp.n_kv_head) +
+                 " does not divide head_count " + std::to_string(lp.n_head));
   }
   if (f.Has(p + "attention.key_length")) {
     C8_ASSIGN_OR_RETURN(lp.head_dim, PositiveInt(f, p + "attention.key_length"));
@@ -191,9 +191,9 @@ Result<LlamaParams> ReadLlamaParams(const GgufFile& f) {
     }
   } else {
     if (lp.hidden % lp.n_head != 0) {
-      return Error(f.path() + ": metadata key '" + p + "embedding_length' = " +
-                   std::to_string(lp.hidden) + " is not a multiple of head_count " +
-                   std::to_string(lp.n_head));
+      return Error(f.path() + ": metadata key '" + p +
+                   "embedding_length' = " + std::to_string(lp.hidden) +
+                   " is not a multiple of head_count " + std::to_string(lp.n_head));
     }
     lp.head_dim = lp.hidden / lp.n_head;
   }
@@ -252,8 +252,7 @@ Result<std::vector<int64_t>> ExpectedShape(const std::string& gguf_name, const L
   if (gguf_name == "token_embd.weight" || gguf_name == "output.weight") {
     return std::vector<int64_t>{lp.vocab, lp.hidden};
   }
-  if (gguf_name == "output_norm.weight" || ends(".attn_norm.weight") ||
-      ends(".ffn_norm.weight")) {
+  if (gguf_name == "output_norm.weight" || ends(".attn_norm.weight") || ends(".ffn_norm.weight")) {
     return std::vector<int64_t>{lp.hidden};
   }
   if (ends(".attn_q.weight")) return std::vector<int64_t>{q_dim, lp.hidden};
@@ -277,7 +276,7 @@ std::string ShapeStr(const std::vector<int64_t>& s) {
 struct TensorPlan {
   const GgufTensorInfo* src;
   std::string hf_name;
-  std::vector<int64_t> shape;  // HF order
+  std::vector<int64_t> shape;    // HF order
   int64_t permute_head_dim = 0;  // > 0: un-permute rows (Q/K)
 };
 
@@ -343,7 +342,8 @@ Status WriteTensorBf16(const GgufFile& f, const TensorPlan& tp, SafetensorsWrite
   const size_t chunk_elems = std::max<size_t>(static_cast<size_t>(ne0), size_t{1} << 19);
   chunk.reserve(chunk_elems);
   for (int64_t r = 0; r < rows; ++r) {
-    const int64_t src_row = tp.permute_head_dim > 0 ? LlamaGgufRowForHfRow(r, tp.permute_head_dim) : r;
+    const int64_t src_row =
+        tp.permute_head_dim > 0 ? LlamaGgufRowForHfRow(r, tp.permute_head_dim) : r;
     C8_RETURN_IF_ERROR(
         DequantizeRow(t.type, t.data + src_row * row_bytes, ne0, row.data()).WithContext(what));
     for (int64_t k = 0; k < ne0; ++k) chunk.push_back(F32ToBf16(row[k]));
@@ -360,8 +360,8 @@ Result<std::vector<std::string>> ReadTokens(const GgufFile& f) {
   if (tokens.empty()) return Error(f.path() + ": metadata key 'tokenizer.ggml.tokens' is empty");
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (!ValidUtf8(tokens[i])) {
-      return Error(f.path() + ": metadata key 'tokenizer.ggml.tokens': token " +
-                   std::to_string(i) + " is not valid UTF-8");
+      return Error(f.path() + ": metadata key 'tokenizer.ggml.tokens': token " + std::to_string(i) +
+                   " is not valid UTF-8");
     }
   }
   return tokens;
@@ -470,8 +470,7 @@ Result<TokenizerInfo> ReadTokenizerInfo(const GgufFile& f) {
 }
 
 bool IsAddedToken(const TokenizerInfo& ti, size_t id) {
-  return !ti.types.empty() &&
-         (ti.types[id] == kTokenControl || ti.types[id] == kTokenUserDefined);
+  return !ti.types.empty() && (ti.types[id] == kTokenControl || ti.types[id] == kTokenUserDefined);
 }
 
 Result<std::string> BuildTokenizerConfig(const GgufFile& f, const TokenizerInfo& ti,
@@ -591,9 +590,9 @@ Status ConvertImpl(const std::string& gguf_path, const std::string& out_dir,
   for (const TensorPlan& tp : plan) {
     specs.push_back({tp.hf_name, SafetensorsDtype::kBF16, tp.shape});
   }
-  C8_ASSIGN_OR_RETURN(SafetensorsWriter w,
-                      SafetensorsWriter::Create((dir / "model.safetensors").string(),
-                                                std::move(specs)));
+  C8_ASSIGN_OR_RETURN(
+      SafetensorsWriter w,
+      SafetensorsWriter::Create((dir / "model.safetensors").string(), std::move(specs)));
   const auto total = static_cast<int64_t>(plan.size());
   if (progress) progress(0, total, "converting " + gguf_path);
   for (int64_t i = 0; i < total; ++i) {
@@ -659,8 +658,8 @@ Result<std::string> BuildHfTokenizerJson(const GgufFile& f) {
     auto [it, fresh] = vocab.emplace(ti.tokens[id], static_cast<int64_t>(id));
     if (!fresh) {
       return Error(f.path() + ": metadata key 'tokenizer.ggml.tokens': token " +
-                   std::to_string(id) + " duplicates token " + std::to_string(it->second) +
-                   " (" + JsonString(ti.tokens[id]) + ")");
+                   std::to_string(id) + " duplicates token " + std::to_string(it->second) + " (" +
+                   JsonString(ti.tokens[id]) + ")");
     }
   }
 
@@ -711,8 +710,8 @@ Result<std::string> BuildHfTokenizerJson(const GgufFile& f) {
       }
     }
     if (!vocab.count(a + b)) {
-      return Error(mkey + ": merge " + std::to_string(m) + " (" + JsonString(s) +
-                   ") produces " + JsonString(a + b) + ", which is not in the vocabulary");
+      return Error(mkey + ": merge " + std::to_string(m) + " (" + JsonString(s) + ") produces " +
+                   JsonString(a + b) + ", which is not in the vocabulary");
     }
     out += m ? ",\n      [" : "\n      [";
     out += JsonString(a) + ", " + JsonString(b) + "]";

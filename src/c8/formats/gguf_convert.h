@@ -13,6 +13,11 @@
 // (i in {0,1}, j < hd/2), with n_head = num_attention_heads for Q and num_key_value_heads
 // for K. We apply the inverse so that standard rotate_half RoPE reproduces the original.
 //
+// tokenizer.json: added_tokens = every CONTROL (special) / USER_DEFINED token; pre_tokenizer
+// from tokenizer.ggml.pre: "smollm" -> Digits(individual) + ByteLevel, "gpt2"/"default"/absent
+// -> ByteLevel(use_regex), "qwen2" -> Split(Qwen2 regex) + ByteLevel(no regex) with an NFC
+// normalizer; anything else is an error. merges "a b" become [["a", "b"], ...].
+//
 // Output directory policy: created (with parents) when missing. An existing directory must
 // be empty or contain only regular files with the names above (or their ".tmp" leftovers),
 // which are then replaced; anything else is an error and nothing is written. Every file is

@@ -17,7 +17,9 @@ inline float LoadF16(const uint8_t* p) {
   return F16ToF32(h);
 }
 
-void DeqF32(const uint8_t* src, int64_t n, float* y) { std::memcpy(y, src, n * sizeof(float)); }
+void DeqF32(const uint8_t* src, int64_t n, float* y) {
+  std::memcpy(y, src, n * sizeof(float));
+}
 
 void DeqF16(const uint8_t* src, int64_t n, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = LoadF16(src + 2 * i);
@@ -226,26 +228,42 @@ using DeqFn = void (*)(const uint8_t*, int64_t, float*);
 // For block types the second argument is the block count, for F32/F16/BF16 the element count.
 DeqFn GetDeqFn(uint32_t type) {
   switch (static_cast<GgmlType>(type)) {
-    case GgmlType::kF32: return DeqF32;
-    case GgmlType::kF16: return DeqF16;
-    case GgmlType::kBF16: return DeqBF16;
-    case GgmlType::kQ4_0: return DeqQ4_0;
-    case GgmlType::kQ4_1: return DeqQ4_1;
-    case GgmlType::kQ5_0: return DeqQ5_0;
-    case GgmlType::kQ5_1: return DeqQ5_1;
-    case GgmlType::kQ8_0: return DeqQ8_0;
-    case GgmlType::kQ2_K: return DeqQ2_K;
-    case GgmlType::kQ3_K: return DeqQ3_K;
-    case GgmlType::kQ4_K: return DeqQ4_K;
-    case GgmlType::kQ5_K: return DeqQ5_K;
-    case GgmlType::kQ6_K: return DeqQ6_K;
-    default: return nullptr;
+    case GgmlType::kF32:
+      return DeqF32;
+    case GgmlType::kF16:
+      return DeqF16;
+    case GgmlType::kBF16:
+      return DeqBF16;
+    case GgmlType::kQ4_0:
+      return DeqQ4_0;
+    case GgmlType::kQ4_1:
+      return DeqQ4_1;
+    case GgmlType::kQ5_0:
+      return DeqQ5_0;
+    case GgmlType::kQ5_1:
+      return DeqQ5_1;
+    case GgmlType::kQ8_0:
+      return DeqQ8_0;
+    case GgmlType::kQ2_K:
+      return DeqQ2_K;
+    case GgmlType::kQ3_K:
+      return DeqQ3_K;
+    case GgmlType::kQ4_K:
+      return DeqQ4_K;
+    case GgmlType::kQ5_K:
+      return DeqQ5_K;
+    case GgmlType::kQ6_K:
+      return DeqQ6_K;
+    default:
+      return nullptr;
   }
 }
 
 }  // namespace
 
-bool CanDequantize(uint32_t type) { return GetDeqFn(type) != nullptr; }
+bool CanDequantize(uint32_t type) {
+  return GetDeqFn(type) != nullptr;
+}
 
 Status DequantizeRow(uint32_t type, const void* src, int64_t n, float* dst) {
   const GgmlTypeInfo* info = GetGgmlTypeInfo(type);
@@ -253,8 +271,8 @@ Status DequantizeRow(uint32_t type, const void* src, int64_t n, float* dst) {
   DeqFn fn = GetDeqFn(type);
   if (!fn) return Error(std::string("dequantizing GGML type ") + info->name + " is not supported");
   if (n < 0 || n % info->block_size != 0) {
-    return Error("element count " + std::to_string(n) + " is not a multiple of the " +
-                 info->name + " block size " + std::to_string(info->block_size));
+    return Error("element count " + std::to_string(n) + " is not a multiple of the " + info->name +
+                 " block size " + std::to_string(info->block_size));
   }
   fn(static_cast<const uint8_t*>(src), n / info->block_size, dst);
   return Status::Ok();

@@ -5,7 +5,7 @@
 // Block layouts (bytes; d/m/dmin are float16 unless noted):
 //   Q4_0 [32]:  d | qs[16]                 x = (nibble - 8) * d
 //   Q4_1 [32]:  d | m | qs[16]             x = nibble * d + m
-//   Q5_0 [32]:  d | qh[4] | qs[16]         x = (nibble | hbit << 4) - 16) * d
+//   Q5_0 [32]:  d | qh[4] | qs[16]         x = ((nibble | hbit << 4) - 16) * d
 //   Q5_1 [32]:  d | m | qh[4] | qs[16]     x = (nibble | hbit << 4) * d + m
 //   Q8_0 [32]:  d | qs[32] (int8)          x = q * d
 //   Q2_K [256]: scales[16] | qs[64] | d | dmin

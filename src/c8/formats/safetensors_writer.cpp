@@ -12,9 +12,12 @@ namespace c8 {
 
 const char* SafetensorsDtypeName(SafetensorsDtype dtype) {
   switch (dtype) {
-    case SafetensorsDtype::kF32: return "F32";
-    case SafetensorsDtype::kF16: return "F16";
-    case SafetensorsDtype::kBF16: return "BF16";
+    case SafetensorsDtype::kF32:
+      return "F32";
+    case SafetensorsDtype::kF16:
+      return "F16";
+    case SafetensorsDtype::kBF16:
+      return "BF16";
   }
   return "?";
 }
@@ -92,7 +95,9 @@ Result<SafetensorsWriter> SafetensorsWriter::Create(
   return w;
 }
 
-SafetensorsWriter::SafetensorsWriter(SafetensorsWriter&& o) noexcept { *this = std::move(o); }
+SafetensorsWriter::SafetensorsWriter(SafetensorsWriter&& o) noexcept {
+  *this = std::move(o);
+}
 
 SafetensorsWriter& SafetensorsWriter::operator=(SafetensorsWriter&& o) noexcept {
   if (this != &o) {
@@ -109,7 +114,9 @@ SafetensorsWriter& SafetensorsWriter::operator=(SafetensorsWriter&& o) noexcept 
   return *this;
 }
 
-SafetensorsWriter::~SafetensorsWriter() { Abandon(); }
+SafetensorsWriter::~SafetensorsWriter() {
+  Abandon();
+}
 
 void SafetensorsWriter::Abandon() {
   if (fp_) {

@@ -72,8 +72,8 @@ class SafetensorsWriter {
   std::string tmp_path_;
   std::FILE* fp_ = nullptr;
   std::vector<SafetensorsTensorSpec> specs_;
-  size_t current_ = 0;        // index of the tensor being written
-  uint64_t written_ = 0;      // bytes of the current tensor already written
+  size_t current_ = 0;    // index of the tensor being written
+  uint64_t written_ = 0;  // bytes of the current tensor already written
   uint64_t data_start_ = 0;
   bool finished_ = false;
 };

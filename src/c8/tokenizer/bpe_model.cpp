@@ -23,9 +23,7 @@ struct Candidate {
   int32_t rank;
   int32_t pos;
   int32_t new_id;
-  bool operator>(const Candidate& o) const {
-    return rank != o.rank ? rank > o.rank : pos > o.pos;
-  }
+  bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
 };
 
 Result<std::optional<std::string>> GetOptString(const nlohmann::json& j, const char* key,
@@ -105,7 +103,8 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromJson(const nlohmann::json& j,
     return Error(where + ".merges: missing");
   }
   if (!merges->is_array()) return Error(where + ".merges: expected an array");
-  const size_t prefix_len = m->continuing_subword_prefix_ ? m->continuing_subword_prefix_->size() : 0;
+  const size_t prefix_len =
+      m->continuing_subword_prefix_ ? m->continuing_subword_prefix_->size() : 0;
   m->merges_.reserve(merges->size());
   int32_t rank = 0;
   for (size_t i = 0; i < merges->size(); ++i) {

@@ -21,7 +21,8 @@ struct ByteLevelTables {
     };
     int n = 0;
     for (int b = 0; b < 256; ++b) {
-      const char32_t cp = printable(b) ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + n++);
+      const char32_t cp =
+          printable(b) ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + n++);
       byte_to_cp[b] = cp;
       cp_to_byte[cp] = static_cast<int16_t>(b);
       AppendUtf8(cp, &byte_to_utf8[b]);

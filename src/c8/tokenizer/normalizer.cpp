@@ -16,10 +16,9 @@ class UnicodeNormalizer final : public Normalizer {
   std::string Normalize(std::string_view text) const override {
     if (text.empty()) return std::string();
     utf8proc_uint8_t* dst = nullptr;
-    const utf8proc_ssize_t n =
-        utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-                     static_cast<utf8proc_ssize_t>(text.size()), &dst,
-                     static_cast<utf8proc_option_t>(options_));
+    const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                                            static_cast<utf8proc_ssize_t>(text.size()), &dst,
+                                            static_cast<utf8proc_option_t>(options_));
     if (n < 0 || dst == nullptr) {  // only on invalid UTF-8 / out of memory: leave unchanged
       std::free(dst);
       return std::string(text);
@@ -78,8 +77,8 @@ Result<std::unique_ptr<Normalizer>> ParseNormalizer(const nlohmann::json& j,
     }
     std::vector<std::unique_ptr<Normalizer>> parts;
     for (size_t i = 0; i < n->size(); ++i) {
-      C8_ASSIGN_OR_RETURN(auto part, ParseNormalizer((*n)[i], where + ".normalizers[" +
-                                                                  std::to_string(i) + "]"));
+      C8_ASSIGN_OR_RETURN(
+          auto part, ParseNormalizer((*n)[i], where + ".normalizers[" + std::to_string(i) + "]"));
       if (part) parts.push_back(std::move(part));
     }
     return std::unique_ptr<Normalizer>(new SequenceNormalizer(std::move(parts)));

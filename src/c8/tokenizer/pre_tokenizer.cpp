@@ -67,20 +67,18 @@ class Regex {
  public:
   static Result<std::shared_ptr<Regex>> Compile(const std::string& pattern, bool literal,
                                                 const std::string& where) {
-    uint32_t options = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF;
+    uint32_t options = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF;
+    options |= literal ? PCRE2_LITERAL : PCRE2_UCP;  // PCRE2_LITERAL does not allow UCP
     std::string translated = literal ? pattern : OnigToPcre2Pattern(pattern);
-    if (literal) options |= PCRE2_LITERAL;
     int err = 0;
     PCRE2_SIZE err_offset = 0;
-    pcre2_code* code =
-        pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(),
-                      options, &err, &err_offset, nullptr);
+    pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()),
+                                     translated.size(), options, &err, &err_offset, nullptr);
     if (code == nullptr) {
       PCRE2_UCHAR buf[256];
       pcre2_get_error_message(err, buf, sizeof(buf));
       return Error(where + ": cannot compile regex '" + pattern + "': " +
-                   reinterpret_cast<const char*>(buf) + " at offset " +
-                   std::to_string(err_offset));
+                   reinterpret_cast<const char*>(buf) + " at offset " + std::to_string(err_offset));
     }
     auto re = std::shared_ptr<Regex>(new Regex(code));
     re->jit_ = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
@@ -98,8 +96,8 @@ class Regex {
       size_t b, e;
       if (!MatchFrom(text, last_end, &b, &e)) break;
       if (b == e && last_match_end && *last_match_end == e) {
-        last_end += last_end < text.size() ? Utf8CharLen(static_cast<unsigned char>(text[last_end]))
-                                           : 1;
+        last_end +=
+            last_end < text.size() ? Utf8CharLen(static_cast<unsigned char>(text[last_end])) : 1;
         continue;
       }
       last_end = e;
@@ -303,7 +301,8 @@ class SequencePreTokenizer final : public PreTokenizer {
   std::vector<std::unique_ptr<PreTokenizer>> parts_;
 };
 
-Result<bool> GetBool(const nlohmann::json& j, const char* key, bool dflt, const std::string& where) {
+Result<bool> GetBool(const nlohmann::json& j, const char* key, bool dflt,
+                     const std::string& where) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return dflt;
   if (!it->is_boolean()) return Error(where + "." + key + ": expected a boolean");
@@ -390,8 +389,9 @@ Result<std::unique_ptr<PreTokenizer>> ParsePreTokenizer(const nlohmann::json& j,
   if (type == "Split") {
     auto pat = j.find("pattern");
     if (pat == j.end() || !pat->is_object()) {
-      return Error(where + ".pattern: missing or not an object ({\"Regex\": ...} or "
-                           "{\"String\": ...})");
+      return Error(where +
+                   ".pattern: missing or not an object ({\"Regex\": ...} or "
+                   "{\"String\": ...})");
     }
     std::shared_ptr<Regex> re;
     if (auto r = pat->find("Regex"); r != pat->end() && r->is_string()) {

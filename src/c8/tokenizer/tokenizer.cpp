@@ -1,12 +1,12 @@
 #include "c8/tokenizer/tokenizer.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <unordered_map>
 #include <unordered_set>
-
-#include <nlohmann/json.hpp>
 
 #include "c8/tokenizer/bpe_model.h"
 #include "c8/tokenizer/byte_level.h"
@@ -67,8 +67,8 @@ class AddedTokenTrie {
       int32_t best = -1;
       size_t best_end = 0;
       for (size_t i = pos; i < text.size(); ++i) {
-        auto it = edges_.find((static_cast<uint64_t>(node) << 8) |
-                              static_cast<unsigned char>(text[i]));
+        auto it =
+            edges_.find((static_cast<uint64_t>(node) << 8) | static_cast<unsigned char>(text[i]));
         if (it == edges_.end()) break;
         node = it->second;
         if (terminal_[node] >= 0) {
@@ -88,7 +88,7 @@ class AddedTokenTrie {
 
  private:
   std::unordered_map<uint64_t, int32_t> edges_;  // (node << 8 | byte) -> child node
-  std::vector<int32_t> terminal_;                 // node -> token index, -1 if none
+  std::vector<int32_t> terminal_;                // node -> token index, -1 if none
 };
 
 enum class DecoderKind { kNone, kByteLevel };
@@ -121,9 +121,9 @@ struct Tokenizer::Impl {
   std::unique_ptr<PreTokenizer> pre_tokenizer;
   std::unique_ptr<BpeModel> model;
   DecoderKind decoder = DecoderKind::kNone;
-  std::vector<AddedToken> added;                             // by index
+  std::vector<AddedToken> added;                              // by index
   std::unordered_map<std::string, int32_t> added_by_content;  // content -> id
-  std::unordered_map<int32_t, int32_t> added_by_id;          // id -> index into `added`
+  std::unordered_map<int32_t, int32_t> added_by_id;           // id -> index into `added`
   AddedTokenTrie raw_trie;                                    // tokens with normalized = false
   AddedTokenTrie normalized_trie;                             // tokens with normalized = true
   std::vector<bool> special_by_id;                            // id -> token string is special
@@ -174,7 +174,8 @@ struct Tokenizer::Impl {
           stop = q;
         }
       }
-      if (start_offset < start) out->emplace_back(text.substr(start_offset, start - start_offset), -1);
+      if (start_offset < start)
+        out->emplace_back(text.substr(start_offset, start - start_offset), -1);
       out->emplace_back(std::string(), tok.id);
       start_offset = stop;
     }
@@ -183,6 +184,10 @@ struct Tokenizer::Impl {
 };
 
 Result<Tokenizer> Tokenizer::FromFile(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return Error(path + ": is a directory, expected a tokenizer.json file");
+  }
   std::ifstream f(path, std::ios::binary);
   if (!f) return Error(path + ": cannot open tokenizer file");
   std::ostringstream ss;
@@ -234,7 +239,8 @@ Result<Tokenizer> Tokenizer::FromJsonString(std::string_view json_text, const st
       impl->decoder = DecoderKind::kByteLevel;
     } else if (type == "Sequence") {
       auto d = it->find("decoders");
-      if (d == it->end() || !d->is_array()) return Error(where + ".decoders: missing or not an array");
+      if (d == it->end() || !d->is_array())
+        return Error(where + ".decoders: missing or not an array");
       int byte_level = 0;
       for (size_t i = 0; i < d->size(); ++i) {
         const auto& e = (*d)[i];
@@ -245,7 +251,8 @@ Result<Tokenizer> Tokenizer::FromJsonString(std::string_view json_text, const st
         }
         ++byte_level;
       }
-      if (byte_level != 1) return Error(where + ".decoders: expected exactly one ByteLevel decoder");
+      if (byte_level != 1)
+        return Error(where + ".decoders: expected exactly one ByteLevel decoder");
       impl->decoder = DecoderKind::kByteLevel;
     } else {
       return Error(where + ".type: unsupported decoder type '" + type +
@@ -401,7 +408,9 @@ std::string Tokenizer::IdToToken(int32_t id) const {
   return s ? *s : std::string();
 }
 
-int32_t Tokenizer::vocab_size() const { return impl_->vocab_size; }
+int32_t Tokenizer::vocab_size() const {
+  return impl_->vocab_size;
+}
 
 bool Tokenizer::IsSpecial(int32_t id) const {
   return id >= 0 && id < impl_->vocab_size && impl_->special_by_id[id];

@@ -57,9 +57,8 @@ class Tokenizer {
   // Whether `id` is a special added token (skipped by Decode(..., skip_special = true)).
   bool IsSpecial(int32_t id) const;
 
-  struct Impl;
-
  private:
+  struct Impl;
   friend class StreamDecoder;
   explicit Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
   // Appends the decoder's output for one token (raw bytes for ByteLevel, which may end inside a

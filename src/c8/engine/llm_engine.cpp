@@ -1,0 +1,164 @@
+#include "c8/engine/llm_engine.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace c8 {
+
+LlmEngine::LlmEngine(ModelBundle& bundle, const EngineConfig& config)
+    : bundle_(bundle),
+      config_(config),
+      kv_(static_cast<int32_t>(bundle.kv_cache->spec().num_blocks),
+          static_cast<int32_t>(bundle.kv_cache->spec().block_size), config.enable_prefix_caching),
+      scheduler_(config.scheduler, kv_),
+      runner_(*bundle.model, *bundle.kv_cache),
+      sampler_(bundle.defaults.eos_token_ids) {
+  config_.scheduler.max_model_len =
+      std::min<int32_t>(config_.scheduler.max_model_len,
+                        static_cast<int32_t>(bundle.model->max_model_len()));
+}
+
+Status LlmEngine::AddRequest(EngineRequest er) {
+  C8_RETURN_IF_ERROR(er.params.Validate());
+  const int32_t max_len = config_.scheduler.max_model_len;
+  const int64_t vocab = bundle_.model->config().vocab_size;
+  if (er.prompt.empty()) return Error("prompt: must contain at least one token");
+  if (static_cast<int32_t>(er.prompt.size()) >= max_len) {
+    return Error("prompt: " + std::to_string(er.prompt.size()) +
+                 " tokens leave no room to generate within max_model_len " +
+                 std::to_string(max_len));
+  }
+  for (int32_t id : er.prompt) {
+    if (id < 0 || id >= vocab) {
+      return Error("prompt: token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                   std::to_string(vocab) + ")");
+    }
+  }
+  const int64_t usable_tokens = (kv_.pool().num_blocks() - 1) * int64_t{kv_.block_size()};
+  if (static_cast<int64_t>(er.prompt.size()) + 1 > usable_tokens) {
+    return Error("prompt: " + std::to_string(er.prompt.size()) +
+                 " tokens do not fit in the KV cache (" + std::to_string(usable_tokens) +
+                 " tokens)");
+  }
+  auto r = std::make_unique<Request>();
+  r->id = std::move(er.id);
+  r->arrival_seq = next_arrival_++;
+  r->prompt = std::move(er.prompt);
+  r->params = std::move(er.params);
+  r->want_all_logits = er.want_all_logits;
+  r->rng = SamplerRng::FromSeed(r->params.seed, er.rng_stream);
+  const int64_t room = std::min<int64_t>(max_len, usable_tokens) - static_cast<int64_t>(r->prompt.size());
+  r->stop = std::make_unique<StopChecker>(r->params, bundle_.defaults.eos_token_ids, room);
+  r->decoder = std::make_unique<StreamDecoder>(*bundle_.tokenizer, /*skip_special=*/true);
+  scheduler_.Add(std::move(r));
+  return Status::Ok();
+}
+
+bool LlmEngine::Abort(const std::string& id) { return scheduler_.Abort(id); }
+
+std::vector<RequestOutput> LlmEngine::Step() {
+  std::vector<RequestOutput> outputs;
+  SchedulerOutput sched = scheduler_.Schedule();
+  if (sched.empty()) {
+    scheduler_.TakeFinished();
+    return outputs;
+  }
+  StepLogits sl;
+  Status st = runner_.Run(sched, sl);
+  std::unordered_map<Request*, size_t> index;
+  auto out_for = [&](Request* r) -> RequestOutput& {
+    auto it = index.find(r);
+    if (it != index.end()) return outputs[it->second];
+    index[r] = outputs.size();
+    RequestOutput o;
+    o.id = r->id;
+    o.num_prompt_tokens = static_cast<int32_t>(r->prompt.size());
+    o.num_cached_tokens = r->num_prefix_hit_tokens;
+    outputs.push_back(std::move(o));
+    return outputs.back();
+  };
+  if (!st.ok()) {
+    for (const ScheduledSeq& s : sched.seqs) {
+      RequestOutput& o = out_for(s.request);
+      o.finished = true;
+      o.error = "forward pass failed: " + st.message();
+      scheduler_.Finish(s.request, RequestStatus::kAborted);
+    }
+    scheduler_.TakeFinished();
+    return outputs;
+  }
+  const int64_t vocab = bundle_.model->config().vocab_size;
+  for (size_t i = 0; i < sched.seqs.size(); ++i) {
+    const ScheduledSeq& s = sched.seqs[i];
+    if (s.num_cached + s.num_new <= static_cast<int32_t>(s.request->prompt.size())) {
+      prompt_tokens_ += s.num_new;
+    } else {
+      generation_tokens_ += s.num_new;
+    }
+    if (s.request->want_all_logits && sl.rows_of[i] > 0) {
+      RequestOutput& o = out_for(s.request);
+      o.prompt_logits.assign(sl.logits.begin() + static_cast<int64_t>(sl.row_of[i]) * vocab,
+                             sl.logits.begin() +
+                                 static_cast<int64_t>(sl.row_of[i] + sl.rows_of[i]) * vocab);
+      o.prompt_logits_first_pos = s.num_cached;
+    }
+  }
+  std::vector<Request*> ready = scheduler_.OnStepDone(sched);
+  for (Request* r : ready) {
+    size_t i = 0;
+    while (sched.seqs[i].request != r) ++i;
+    const int32_t row = sl.row_of[i] + sl.rows_of[i] - 1;
+    std::span<const float> logits(sl.logits.data() + static_cast<int64_t>(row) * vocab,
+                                  static_cast<size_t>(vocab));
+    SampleRequest sr;
+    sr.params = &r->params;
+    sr.prompt_token_ids = r->prompt;
+    sr.output_token_ids = r->output;
+    sr.rng = &*r->rng;
+    // A recomputed (preempted) sequence replays the same random stream position.
+    r->rng->set_step(r->output.size());
+    Result<SampleResult> res = sampler_.Sample(logits, sr);
+    RequestOutput& o = out_for(r);
+    if (!res.ok()) {
+      o.finished = true;
+      o.error = res.message();
+      scheduler_.Finish(r, RequestStatus::kAborted);
+      continue;
+    }
+    r->output.push_back(res->token_id);
+    TokenOutput t;
+    t.token_id = res->token_id;
+    t.logprob = res->logprob;
+    t.rank = res->rank;
+    t.top_logprobs = std::move(res->top_logprobs);
+    o.new_tokens.push_back(std::move(t));
+    StopUpdate u = r->stop->Append(res->token_id, r->decoder->Push(res->token_id));
+    o.delta += u.delta;
+    o.num_output_tokens = static_cast<int32_t>(r->output.size());
+    if (r->stop->finished()) {
+      o.finished = true;
+      o.finish_reason = r->stop->finish_reason();
+      o.stop_reason = r->stop->stop_reason();
+      scheduler_.Finish(r, RequestStatus::kFinished);
+    }
+  }
+  scheduler_.TakeFinished();
+  return outputs;
+}
+
+EngineStats LlmEngine::stats() const {
+  EngineStats s;
+  s.num_running = scheduler_.num_running();
+  s.num_waiting = scheduler_.num_waiting();
+  s.kv_usage = kv_.pool().Usage();
+  s.num_free_blocks = kv_.pool().num_free_blocks();
+  s.num_blocks = kv_.pool().num_blocks() - 1;
+  s.prefix_queries = kv_.prefix_queries();
+  s.prefix_hits = kv_.prefix_hits();
+  s.num_preemptions = scheduler_.num_preemptions();
+  s.prompt_tokens = prompt_tokens_;
+  s.generation_tokens = generation_tokens_;
+  return s;
+}
+
+}  // namespace c8

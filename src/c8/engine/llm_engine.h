@@ -1,0 +1,88 @@
+// The synchronous engine core: requests in, one Step() at a time, token/text deltas out.
+// Not thread-safe: one engine thread owns it (see engine/async_engine.h for the threaded
+// front the server uses). Scheduling, block management, the forward pass, sampling,
+// detokenization and stop handling all happen inside Step().
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "c8/engine/model_bundle.h"
+#include "c8/engine/model_runner.h"
+#include "c8/engine/scheduler.h"
+
+namespace c8 {
+
+struct EngineRequest {
+  std::string id;
+  std::vector<int32_t> prompt;
+  SamplingParams params;
+  uint32_t rng_stream = 0;       // distinct per sibling of an n > 1 request
+  bool want_all_logits = false;  // return logits of every prompt position (eval)
+};
+
+struct TokenOutput {
+  int32_t token_id = -1;
+  std::optional<float> logprob;
+  int32_t rank = 0;
+  std::vector<TokenLogprob> top_logprobs;
+};
+
+struct RequestOutput {
+  std::string id;
+  std::vector<TokenOutput> new_tokens;
+  std::string delta;  // text newly safe to stream
+  bool finished = false;
+  FinishReason finish_reason = FinishReason::kNone;
+  StopReason stop_reason;
+  std::string error;  // set when the request failed (finished is true)
+  int32_t num_prompt_tokens = 0;
+  int32_t num_output_tokens = 0;
+  int32_t num_cached_tokens = 0;  // prompt tokens served by the prefix cache
+  std::vector<float> prompt_logits;  // want_all_logits: (rows, vocab) of this step
+  int32_t prompt_logits_first_pos = 0;
+};
+
+struct EngineStats {
+  int32_t num_running = 0, num_waiting = 0;
+  double kv_usage = 0;  // 0..1
+  int32_t num_free_blocks = 0, num_blocks = 0;
+  int64_t prefix_queries = 0, prefix_hits = 0;  // prompt tokens
+  int64_t num_preemptions = 0;
+  int64_t prompt_tokens = 0, generation_tokens = 0;  // totals computed
+};
+
+struct EngineConfig {
+  SchedulerConfig scheduler;
+  bool enable_prefix_caching = true;
+};
+
+class LlmEngine {
+ public:
+  LlmEngine(ModelBundle& bundle, const EngineConfig& config);
+
+  // Validates and queues a request. Errors name the field (prompt length, token ids).
+  Status AddRequest(EngineRequest request);
+  bool Abort(const std::string& id);
+  // Runs one scheduling + forward + sampling step. A failure of the forward pass fails
+  // every request of the step (reported in their outputs) but not the engine.
+  std::vector<RequestOutput> Step();
+  bool HasWork() const { return scheduler_.HasWork(); }
+  EngineStats stats() const;
+  const EngineConfig& config() const { return config_; }
+  ModelBundle& bundle() { return bundle_; }
+
+ private:
+  ModelBundle& bundle_;
+  EngineConfig config_;
+  KvCacheManager kv_;
+  Scheduler scheduler_;
+  ModelRunner runner_;
+  Sampler sampler_;
+  uint64_t next_arrival_ = 0;
+  int64_t prompt_tokens_ = 0, generation_tokens_ = 0;
+};
+
+}  // namespace c8

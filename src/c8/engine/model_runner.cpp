@@ -1,0 +1,52 @@
+#include "c8/engine/model_runner.h"
+
+#include <algorithm>
+
+namespace c8 {
+
+void ModelRunner::BuildBatch(const SchedulerOutput& out, ForwardBatch& b, StepLogits& sl) const {
+  const int32_t bs = static_cast<int32_t>(cache_.spec().block_size);
+  b = ForwardBatch();
+  sl.row_of.assign(out.seqs.size(), -1);
+  sl.rows_of.assign(out.seqs.size(), 0);
+  int32_t max_blocks = 1;
+  for (const ScheduledSeq& s : out.seqs) {
+    max_blocks = std::max(max_blocks, static_cast<int32_t>(s.request->blocks.size()));
+  }
+  b.max_blocks_per_seq = max_blocks;
+  b.query_start.push_back(0);
+  for (size_t i = 0; i < out.seqs.size(); ++i) {
+    const ScheduledSeq& s = out.seqs[i];
+    const Request& r = *s.request;
+    const int32_t row0 = b.num_tokens();
+    for (int32_t k = 0; k < s.num_new; ++k) {
+      const int32_t pos = s.num_cached + k;
+      b.token_ids.push_back(r.TokenAt(pos));
+      b.positions.push_back(pos);
+      b.slot_mapping.push_back(r.blocks[pos / bs] * bs + pos % bs);
+    }
+    b.query_start.push_back(b.num_tokens());
+    b.num_cached.push_back(s.num_cached);
+    for (int32_t k = 0; k < max_blocks; ++k) {
+      b.block_tables.push_back(k < static_cast<int32_t>(r.blocks.size()) ? r.blocks[k]
+                                                                          : kNullBlock);
+    }
+    const bool completes = s.num_cached + s.num_new == r.num_tokens();
+    if (r.want_all_logits) {
+      sl.row_of[i] = static_cast<int32_t>(b.logits_rows.size());
+      sl.rows_of[i] = s.num_new;
+      for (int32_t k = 0; k < s.num_new; ++k) b.logits_rows.push_back(row0 + k);
+    } else if (completes) {
+      sl.row_of[i] = static_cast<int32_t>(b.logits_rows.size());
+      sl.rows_of[i] = 1;
+      b.logits_rows.push_back(row0 + s.num_new - 1);
+    }
+  }
+}
+
+Status ModelRunner::Run(const SchedulerOutput& out, StepLogits& sl) {
+  BuildBatch(out, batch_, sl);
+  return model_.Forward(batch_, cache_, sl.logits);
+}
+
+}  // namespace c8
