@@ -248,7 +248,9 @@ TEST(ChatTemplate, BadInputsNeverCrash) {
     for (const auto& in : inputs) {
       for (bool agp : {false, true}) {
         auto out = ct->Apply(ojson::parse(in), agp, ojson{{"tools", ojson::parse(in)}});
-        if (!out.ok()) EXPECT_FALSE(out.message().empty()) << file << " " << in;
+        if (!out.ok()) {
+          EXPECT_FALSE(out.message().empty()) << file << " " << in;
+        }
       }
     }
     auto not_array = ct->Apply(ojson{{"role", "user"}}, false);

@@ -1,6 +1,8 @@
 // `c8 generate`: run a model on one or more prompts (or an interactive chat), streaming the
 // text to stdout and timing figures to stderr.
+#include <chrono>
 #include <cstdio>
+#include <optional>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -9,7 +11,7 @@
 
 #include "c8/cli/commands.h"
 #include "c8/engine/model_bundle.h"
-#include "c8/engine/sequence_generator.h"
+#include "c8/engine/llm_engine.h"
 
 namespace c8::cli {
 
@@ -24,6 +26,8 @@ struct GenerateArgs {
   int threads = 0;
   int64_t max_model_len = 0, block_size = 16;
   double kv_cache_gib = 0;
+  int32_t max_num_seqs = 256, max_num_batched_tokens = 2048;
+  bool no_prefix_caching = false;
   SamplingParams sp;
   int32_t max_tokens = 256;
   uint64_t seed = 0;
@@ -74,62 +78,118 @@ int Run(GenerateArgs& a) {
                  static_cast<long long>(m.kv_cache->spec().num_blocks *
                                         m.kv_cache->spec().block_size));
   }
-  SequenceGenerator gen(m);
-  nlohmann::json history = nlohmann::json::array();
-  if (!a.system.empty()) history.push_back({{"role", "system"}, {"content", a.system}});
+  EngineConfig ec;
+  ec.scheduler.max_num_seqs = a.max_num_seqs;
+  ec.scheduler.max_num_batched_tokens = a.max_num_batched_tokens;
+  ec.scheduler.max_model_len = static_cast<int32_t>(m.model->max_model_len());
+  ec.enable_prefix_caching = !a.no_prefix_caching;
+  LlmEngine engine(m, ec);
+  auto new_history = [&] {
+    nlohmann::json h = nlohmann::json::array();
+    if (!a.system.empty()) h.push_back({{"role", "system"}, {"content", a.system}});
+    return h;
+  };
+  nlohmann::json history = new_history();
 
-  auto run_one = [&](const std::string& prompt_text) -> bool {
-    std::vector<int32_t> ids;
-    if (a.chat || a.interactive) {
-      history.push_back({{"role", "user"}, {"content", prompt_text}});
-      auto r = m.EncodeChat(history);
-      if (!r.ok()) {
-        std::fprintf(stderr, "c8 generate: error: %s\n", r.message().c_str());
+  // Runs a batch of prompts through the engine (continuous batching). With one prompt the
+  // text streams as it is generated; with several each answer is printed when it ends.
+  auto run_batch = [&](const std::vector<std::string>& texts, bool chat) -> bool {
+    struct Item {
+      std::string text, output;
+      int64_t prompt_tokens = 0, cached = 0, generated = 0;
+      FinishReason finish = FinishReason::kNone;
+      bool done = false;
+    };
+    std::vector<Item> items(texts.size());
+    const bool stream = texts.size() == 1;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      std::vector<int32_t> ids;
+      if (chat) {
+        nlohmann::json msgs = a.interactive ? history : new_history();
+        msgs.push_back({{"role", "user"}, {"content", texts[i]}});
+        auto r = m.EncodeChat(msgs);
+        if (!r.ok()) {
+          std::fprintf(stderr, "c8 generate: error: %s\n", r.message().c_str());
+          return false;
+        }
+        ids = std::move(r).value();
+      } else {
+        ids = m.EncodePrompt(texts[i]);
+      }
+      EngineRequest er;
+      er.id = std::to_string(i);
+      er.prompt = std::move(ids);
+      er.params = sp;
+      items[i].text = texts[i];
+      items[i].prompt_tokens = static_cast<int64_t>(er.prompt.size());
+      if (Status st = engine.AddRequest(std::move(er)); !st.ok()) {
+        std::fprintf(stderr, "c8 generate: error: prompt %zu: %s\n", i + 1, st.message().c_str());
         return false;
       }
-      ids = std::move(r).value();
-    } else {
-      ids = m.EncodePrompt(prompt_text);
     }
-    if (!a.chat && !a.interactive) {
-      std::fwrite(prompt_text.data(), 1, prompt_text.size(), stdout);
+    if (stream && !chat) std::fwrite(texts[0].data(), 1, texts[0].size(), stdout);
+    const auto t0 = std::chrono::steady_clock::now();
+    std::optional<std::chrono::steady_clock::time_point> t_first;
+    size_t printed = 0;
+    bool ok = true;
+    while (engine.HasWork()) {
+      for (RequestOutput& o : engine.Step()) {
+        Item& it = items[std::stoul(o.id)];
+        if (!t_first && !o.new_tokens.empty()) t_first = std::chrono::steady_clock::now();
+        it.output += o.delta;
+        it.generated = o.num_output_tokens;
+        it.cached = o.num_cached_tokens;
+        if (stream && !o.delta.empty()) {
+          std::fwrite(o.delta.data(), 1, o.delta.size(), stdout);
+          std::fflush(stdout);
+        }
+        if (o.finished) {
+          it.done = true;
+          it.finish = o.finish_reason;
+          if (!o.error.empty()) {
+            std::fprintf(stderr, "c8 generate: error: prompt %s: %s\n", o.id.c_str(),
+                         o.error.c_str());
+            ok = false;
+          }
+        }
+      }
+      // Print finished answers in prompt order.
+      while (!stream && printed < items.size() && items[printed].done) {
+        const Item& it = items[printed];
+        std::printf("=== [%zu] %s\n%s%s\n", printed + 1, it.text.c_str(),
+                    chat ? "" : it.text.c_str(), it.output.c_str());
+        std::fflush(stdout);
+        ++printed;
+      }
     }
-    auto res = gen.Generate(ids, sp, [](std::string_view d) {
-      std::fwrite(d.data(), 1, d.size(), stdout);
-      std::fflush(stdout);
-    });
-    std::fputc('\n', stdout);
-    std::fflush(stdout);
-    if (!res.ok()) {
-      std::fprintf(stderr, "c8 generate: error: %s\n", res.message().c_str());
-      return false;
+    if (stream) std::fputc('\n', stdout);
+    const double total =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double ttft = t_first ? std::chrono::duration<double>(*t_first - t0).count() : total;
+    int64_t in = 0, cached = 0, out = 0;
+    for (const Item& it : items) {
+      in += it.prompt_tokens;
+      cached += it.cached;
+      out += it.generated;
     }
-    if (a.chat || a.interactive) {
-      history.push_back({{"role", "assistant"}, {"content", res->text}});
+    if (chat && a.interactive && !items.empty()) {
+      history.push_back({{"role", "user"}, {"content", items[0].text}});
+      history.push_back({{"role", "assistant"}, {"content", items[0].output}});
     }
     if (!a.quiet) {
-      const double n_out = static_cast<double>(res->output_ids.size());
-      const int64_t computed = res->prompt_tokens - res->reused_prompt_tokens;
       std::fprintf(stderr,
-                   "[%lld prompt tokens (%lld cached), %.0f generated, finish=%s | prefill "
-                   "%.1f tok/s, decode %.1f tok/s]\n",
-                   static_cast<long long>(res->prompt_tokens),
-                   static_cast<long long>(res->reused_prompt_tokens), n_out,
-                   FinishReasonName(res->finish_reason),
-                   res->prefill_seconds > 0 ? computed / res->prefill_seconds : 0.0,
-                   res->decode_seconds > 0 && n_out > 1 ? (n_out - 1) / res->decode_seconds : 0.0);
+                   "[%zu prompt(s): %lld prompt tokens (%lld from prefix cache), %lld generated, "
+                   "finish=%s | first token %.3f s, %.1f output tok/s after it]\n",
+                   items.size(), static_cast<long long>(in), static_cast<long long>(cached),
+                   static_cast<long long>(out),
+                   items.size() == 1 ? FinishReasonName(items[0].finish) : "-", ttft,
+                   total > ttft ? (out - static_cast<double>(items.size())) / (total - ttft) : 0.0);
     }
-    return true;
+    return ok;
   };
 
   bool ok = true;
-  for (const std::string& p : a.prompts) {
-    if (a.chat && !a.interactive) {  // each --prompt is its own conversation
-      history = nlohmann::json::array();
-      if (!a.system.empty()) history.push_back({{"role", "system"}, {"content", a.system}});
-    }
-    ok = run_one(p) && ok;
-  }
+  if (!a.prompts.empty()) ok = run_batch(a.prompts, a.chat);
   if (a.interactive) {
     std::string line;
     for (;;) {
@@ -137,12 +197,11 @@ int Run(GenerateArgs& a) {
       if (!std::getline(std::cin, line)) break;
       if (line == "/exit" || line == "/quit") break;
       if (line == "/reset") {
-        history = nlohmann::json::array();
-        if (!a.system.empty()) history.push_back({{"role", "system"}, {"content", a.system}});
+        history = new_history();
         continue;
       }
       if (line.empty()) continue;
-      run_one(line);
+      run_batch({line}, true);
     }
   }
   return ok ? 0 : 1;
@@ -156,7 +215,8 @@ Runner RegisterGenerate(CLI::App& app) {
       "generate", "Generate text from a model directory, streaming tokens to the terminal");
   a->sub = sub;
   sub->add_option("--model,-m", a->model, "Model directory (Hugging Face layout)")->required();
-  sub->add_option("--prompt,-p", a->prompts, "Prompt text (repeat for several prompts)");
+  sub->add_option("--prompt,-p", a->prompts,
+                  "Prompt text (repeat for several prompts: they run batched)");
   sub->add_flag("--chat", a->chat, "Apply the model's chat template (prompt = user message)");
   sub->add_option("--system", a->system, "System message for --chat / --interactive");
   sub->add_flag("--interactive,-i", a->interactive,
@@ -185,6 +245,12 @@ Runner RegisterGenerate(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--kv-cache-memory", a->kv_cache_gib,
                   "KV cache size in GiB (0 = enough for one full context)");
+  sub->add_option("--max-num-seqs", a->max_num_seqs, "Most sequences in one step")
+      ->capture_default_str();
+  sub->add_option("--max-num-batched-tokens", a->max_num_batched_tokens,
+                  "Token budget of one step (prefill chunks + decode tokens)")
+      ->capture_default_str();
+  sub->add_flag("--no-enable-prefix-caching", a->no_prefix_caching, "Disable the prefix cache");
   sub->add_flag("--quiet,-q", a->quiet, "No progress or statistics on stderr");
   return [a]() {
     if (a->prompts.empty() && !a->interactive) {

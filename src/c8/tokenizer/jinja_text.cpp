@@ -389,7 +389,7 @@ std::string PyStrRepr(std::string_view s) {
 std::string JsonQuote(std::string_view s, bool ensure_ascii) {
   std::string out = "\"";
   auto hex4 = [&](unsigned v) {
-    char b[8];
+    char b[16];
     std::snprintf(b, sizeof(b), "\\u%04x", v);
     out += b;
   };
