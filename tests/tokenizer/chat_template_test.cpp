@@ -53,8 +53,9 @@ TEST(ChatTemplateFixtures, AllTemplateCasesMatchPython) {
     const ojson& t = it.value();
     std::string source = ReadText(kDataDir + "/" + t["file"].get<std::string>());
     ASSERT_FALSE(source.empty()) << t["file"];
-    auto ct = ChatTemplate::FromString(source, t["bos_token"].is_null() ? "" : t["bos_token"].get<std::string>(),
-                                       t["eos_token"].is_null() ? "" : t["eos_token"].get<std::string>());
+    auto ct = ChatTemplate::FromString(
+        source, t["bos_token"].is_null() ? "" : t["bos_token"].get<std::string>(),
+        t["eos_token"].is_null() ? "" : t["eos_token"].get<std::string>());
     ASSERT_TRUE(ct.ok()) << it.key() << ": " << ct.message();
     templates.emplace(it.key(), std::move(ct).value());
   }
@@ -89,7 +90,8 @@ TEST(ChatTemplateFixtures, FeatureTemplatesMatchPython) {
   for (const ojson& f : Expected()["features"]) {
     const std::string name = f["name"].get<std::string>();
     auto t = jinja::Template::Parse(f["source"].get<std::string>());
-    Result<std::string> out = t.ok() ? Result<std::string>(Error("")) : Result<std::string>(t.status());
+    Result<std::string> out =
+        t.ok() ? Result<std::string>(Error("")) : Result<std::string>(t.status());
     if (t.ok()) {
       std::vector<std::pair<std::string, jinja::Value>> ctx;
       for (auto it = f["context"].begin(); it != f["context"].end(); ++it)
@@ -126,8 +128,8 @@ TEST(ChatTemplate, Qwen3ThinkingSwitch) {
 }
 
 TEST(ChatTemplate, ChatMessageAndJsonOverloadsAgree) {
-  auto ct = ChatTemplate::FromString(ReadText(kDataDir + "/smollm2.jinja"), "<|im_start|>",
-                                     "<|im_end|>");
+  auto ct =
+      ChatTemplate::FromString(ReadText(kDataDir + "/smollm2.jinja"), "<|im_start|>", "<|im_end|>");
   ASSERT_TRUE(ct.ok()) << ct.message();
   std::vector<ChatMessage> msgs = {{"user", "Hello", {}}};
   auto a = ct->Apply(msgs, true);
@@ -143,8 +145,9 @@ TEST(ChatTemplate, FromTokenizerConfigStringAndAddedTokens) {
   std::string dir = TempDir("config_string");
   ojson cfg = {{"bos_token", {{"content", "<s>"}, {"lstrip", false}}},
                {"eos_token", "</s>"},
-               {"chat_template", "{{ bos_token }}{% for m in messages %}[{{ m.role }}:{{ m.content }}]"
-                                 "{% endfor %}{{ eos_token }}"}};
+               {"chat_template",
+                "{{ bos_token }}{% for m in messages %}[{{ m.role }}:{{ m.content }}]"
+                "{% endfor %}{{ eos_token }}"}};
   WriteText(dir + "/tokenizer_config.json", cfg.dump());
   auto ct = ChatTemplate::FromTokenizerConfig(dir + "/tokenizer_config.json");
   ASSERT_TRUE(ct.ok()) << ct.message();
@@ -156,8 +159,9 @@ TEST(ChatTemplate, FromTokenizerConfigStringAndAddedTokens) {
 TEST(ChatTemplate, FromTokenizerConfigNamedTemplates) {
   std::string dir = TempDir("config_list");
   ojson cfg = {{"eos_token", nullptr},
-               {"chat_template", ojson::array({{{"name", "default"}, {"template", "D{{ eos_token is defined }}"}},
-                                               {{"name", "tool_use"}, {"template", "T{{ tools|length }}"}}})}};
+               {"chat_template",
+                ojson::array({{{"name", "default"}, {"template", "D{{ eos_token is defined }}"}},
+                              {{"name", "tool_use"}, {"template", "T{{ tools|length }}"}}})}};
   WriteText(dir + "/tokenizer_config.json", cfg.dump());
   auto ct = ChatTemplate::FromTokenizerConfig(dir + "/tokenizer_config.json");
   ASSERT_TRUE(ct.ok()) << ct.message();
@@ -188,7 +192,8 @@ TEST(ChatTemplate, MissingChatTemplateNamesFileAndKey) {
 TEST(ChatTemplate, SyntaxErrors) {
   auto unknown_filter = ChatTemplate::FromString("{{ x | frobnicate }}", "", "");
   ASSERT_FALSE(unknown_filter.ok());
-  EXPECT_NE(unknown_filter.message().find("frobnicate"), std::string::npos) << unknown_filter.message();
+  EXPECT_NE(unknown_filter.message().find("frobnicate"), std::string::npos)
+      << unknown_filter.message();
 
   auto unterminated = ChatTemplate::FromString("Hello {{ name ", "", "");
   ASSERT_FALSE(unterminated.ok());
@@ -269,7 +274,8 @@ TEST(ChatTemplate, BadInputsNeverCrash) {
   ASSERT_TRUE(ct.ok());
   EXPECT_FALSE(ct->Apply(deep, false).ok());
   // Runaway templates stop with an error.
-  auto rec = ChatTemplate::FromString("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "", "");
+  auto rec =
+      ChatTemplate::FromString("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "", "");
   ASSERT_TRUE(rec.ok());
   EXPECT_FALSE(rec->Apply(ojson::array(), false).ok());
   auto big = ChatTemplate::FromString("{{ range(1000000)|length }}", "", "");
@@ -278,7 +284,8 @@ TEST(ChatTemplate, BadInputsNeverCrash) {
 }
 
 TEST(ChatTemplate, StrftimeNow) {
-  auto ct = ChatTemplate::FromString("{{ strftime_now('%Y') }}|{{ strftime_now('%d %b %Y')|length }}", "", "");
+  auto ct = ChatTemplate::FromString(
+      "{{ strftime_now('%Y') }}|{{ strftime_now('%d %b %Y')|length }}", "", "");
   ASSERT_TRUE(ct.ok());
   auto out = ct->Apply(ojson::array(), false);
   ASSERT_TRUE(out.ok()) << out.message();
@@ -290,11 +297,12 @@ TEST(ChatTemplate, SmolLM2ModelDirTokenizerConfig) {
   const char* env = std::getenv("C8_SMOLLM2_DIR");
   std::string dir = env ? env : std::string(C8_SOURCE_DIR) + "/models/smollm2-135m-instruct";
   std::string path = dir + "/tokenizer_config.json";
-  if (!fs::exists(path)) GTEST_SKIP() << "no SmolLM2 tokenizer_config.json at " << path
-                                      << " (set C8_SMOLLM2_DIR)";
+  if (!fs::exists(path))
+    GTEST_SKIP() << "no SmolLM2 tokenizer_config.json at " << path << " (set C8_SMOLLM2_DIR)";
   auto ct = ChatTemplate::FromTokenizerConfig(path);
   ASSERT_TRUE(ct.ok()) << ct.message();
-  // Same template text as the GGUF's tokenizer.chat_template (tests/data/chat_template/smollm2.jinja).
+  // Same template text as the GGUF's tokenizer.chat_template
+  // (tests/data/chat_template/smollm2.jinja).
   EXPECT_EQ(ct->source(), ReadText(kDataDir + "/smollm2.jinja"));
   auto out = ct->Apply(ojson::parse(R"([{"role":"user","content":"Hi"}])"), true);
   ASSERT_TRUE(out.ok()) << out.message();

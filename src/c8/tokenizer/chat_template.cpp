@@ -29,12 +29,18 @@ nlohmann::ordered_json ToOrdered(const nlohmann::json& j) {
       for (const auto& e : j) a.push_back(ToOrdered(e));
       return a;
     }
-    case nlohmann::json::value_t::string: return j.get<std::string>();
-    case nlohmann::json::value_t::boolean: return j.get<bool>();
-    case nlohmann::json::value_t::number_integer: return j.get<int64_t>();
-    case nlohmann::json::value_t::number_unsigned: return j.get<uint64_t>();
-    case nlohmann::json::value_t::number_float: return j.get<double>();
-    default: return nullptr;
+    case nlohmann::json::value_t::string:
+      return j.get<std::string>();
+    case nlohmann::json::value_t::boolean:
+      return j.get<bool>();
+    case nlohmann::json::value_t::number_integer:
+      return j.get<int64_t>();
+    case nlohmann::json::value_t::number_unsigned:
+      return j.get<uint64_t>();
+    case nlohmann::json::value_t::number_float:
+      return j.get<double>();
+    default:
+      return nullptr;
   }
 }
 
@@ -101,8 +107,9 @@ Result<ChatTemplate> ChatTemplate::FromTokenizerConfig(const std::string& path) 
     for (const auto& entry : *it) {
       if (!entry.is_object() || !entry.contains("name") || !entry.contains("template") ||
           !entry["name"].is_string() || !entry["template"].is_string())
-        return Error(path + ": key 'chat_template': list entries must be {\"name\": string, "
-                            "\"template\": string}");
+        return Error(path +
+                     ": key 'chat_template': list entries must be {\"name\": string, "
+                     "\"template\": string}");
       std::string name = entry["name"].get<std::string>();
       if (name == "default") {
         ct.source_ = entry["template"].get<std::string>();

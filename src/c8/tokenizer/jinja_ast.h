@@ -69,7 +69,7 @@ struct Stmt {
     kFilterBlock,  // {% filter expr %} body: expr is a kFilter chain with null input
     kBreak,
     kContinue,
-    kScope,        // {% generation %} body: rendered as is
+    kScope,  // {% generation %} body: rendered as is
   };
   Kind kind = Kind::kData;
   int line = 0;

@@ -29,8 +29,8 @@ const Value* Arg(const CallArgs& a, size_t idx, const char* name) {
 void CheckArgs(const CallArgs& a, const std::string& fn, size_t max_pos,
                std::initializer_list<const char*> names) {
   if (a.positional.size() > max_pos)
-    throw JinjaError(fn + "() takes at most " + std::to_string(max_pos) + " positional arguments (" +
-                     std::to_string(a.positional.size()) + " given)");
+    throw JinjaError(fn + "() takes at most " + std::to_string(max_pos) +
+                     " positional arguments (" + std::to_string(a.positional.size()) + " given)");
   for (const auto& [k, v] : a.keyword) {
     bool ok = false;
     for (const char* n : names) ok = ok || k == n;
@@ -38,12 +38,13 @@ void CheckArgs(const CallArgs& a, const std::string& fn, size_t max_pos,
   }
 }
 
-std::string SoftStr(const Value& v) { return v.ToStr(); }
+std::string SoftStr(const Value& v) {
+  return v.ToStr();
+}
 
 const std::string& NeedStr(const Value& v, const std::string& what) {
   if (v.is_undefined()) FailUndefined(v);
-  if (!v.is_string())
-    throw JinjaError(what + " must be str, not " + v.TypeName());
+  if (!v.is_string()) throw JinjaError(what + " must be str, not " + v.TypeName());
   return v.str();
 }
 
@@ -87,7 +88,8 @@ Value AddValues(const Value& a, const Value& b);
 bool StartsOrEnds(const std::string& s, const Value& affix, bool start) {
   auto check = [&](const std::string& x) {
     if (x.size() > s.size()) return false;
-    return start ? s.compare(0, x.size(), x) == 0 : s.compare(s.size() - x.size(), x.size(), x) == 0;
+    return start ? s.compare(0, x.size(), x) == 0
+                 : s.compare(s.size() - x.size(), x.size(), x) == 0;
   };
   if (affix.is_list() && affix.is_tuple()) {
     for (const auto& v : affix.list().items)
@@ -150,8 +152,8 @@ Value StrMethod(const std::string& s, const std::string& name, CallArgs& a) {
     const Value* n = Arg(a, 1, "new");
     if (!o || !n) throw JinjaError("replace() takes at least 2 arguments");
     const Value* c = Arg(a, 2, "count");
-    return Value(PyReplace(s, NeedStr(*o, "replace() argument 1"), NeedStr(*n, "replace() argument 2"),
-                           c ? NeedInt(*c, "count") : -1));
+    return Value(PyReplace(s, NeedStr(*o, "replace() argument 1"),
+                           NeedStr(*n, "replace() argument 2"), c ? NeedInt(*c, "count") : -1));
   }
   if (name == "lower") return Value(PyLower(s));
   if (name == "upper") return Value(PyUpper(s));
@@ -201,7 +203,7 @@ Value StrMethod(const std::string& s, const std::string& name, CallArgs& a) {
     }
     for (char32_t c : cps) {
       bool digit = c >= '0' && c <= '9';
-      bool ok = name == "isspace" ? IsPySpace(c)
+      bool ok = name == "isspace"   ? IsPySpace(c)
                 : name == "isalpha" ? (IsAlnumCp(c) && !digit)
                 : name == "isalnum" ? IsAlnumCp(c)
                                     : digit;
@@ -216,7 +218,8 @@ Value StrMethod(const std::string& s, const std::string& name, CallArgs& a) {
     int64_t len = Utf8Length(s);
     if (len >= width) return Value(s);
     std::string pad(static_cast<size_t>(width - len), '0');
-    if (!s.empty() && (s[0] == '-' || s[0] == '+')) return Value(s.substr(0, 1) + pad + s.substr(1));
+    if (!s.empty() && (s[0] == '-' || s[0] == '+'))
+      return Value(s.substr(0, 1) + pad + s.substr(1));
     return Value(pad + s);
   }
   throw JinjaError("'str' object has no attribute '" + name + "'");
@@ -224,10 +227,10 @@ Value StrMethod(const std::string& s, const std::string& name, CallArgs& a) {
 
 bool IsStrMethod(const std::string& n) {
   static const std::set<std::string> kNames = {
-      "startswith", "endswith", "strip",   "lstrip",  "rstrip",  "split",     "rsplit",
-      "splitlines", "replace",  "lower",   "upper",   "title",   "capitalize", "find",
-      "rfind",      "index",    "rindex",  "count",   "join",    "isdigit",   "isalpha",
-      "isalnum",    "isspace",  "islower", "isupper", "isnumeric", "isdecimal", "zfill"};
+      "startswith", "endswith", "strip",   "lstrip",  "rstrip",    "split",      "rsplit",
+      "splitlines", "replace",  "lower",   "upper",   "title",     "capitalize", "find",
+      "rfind",      "index",    "rindex",  "count",   "join",      "isdigit",    "isalpha",
+      "isalnum",    "isspace",  "islower", "isupper", "isnumeric", "isdecimal",  "zfill"};
   return kNames.count(n) > 0;
 }
 
@@ -285,8 +288,9 @@ Value GetAttrPath(const Value& obj, const Value& attribute) {
   for (const std::string& part : PySplit(attribute.str(), &kDot, -1, false)) {
     bool digits = !part.empty() && std::all_of(part.begin(), part.end(),
                                                [](char c) { return c >= '0' && c <= '9'; });
-    cur = digits ? GetItem(cur, Value(static_cast<int64_t>(std::strtoll(part.c_str(), nullptr, 10))))
-                 : GetItem(cur, Value(part));
+    cur = digits
+              ? GetItem(cur, Value(static_cast<int64_t>(std::strtoll(part.c_str(), nullptr, 10))))
+              : GetItem(cur, Value(part));
   }
   return cur;
 }
@@ -343,7 +347,8 @@ std::string PercentFormat(const std::string& fmt, const Value& args) {
       i = close + 1;
     }
     std::string spec = "%";
-    while (i < fmt.size() && std::string("-+ #0").find(fmt[i]) != std::string::npos) spec += fmt[i++];
+    while (i < fmt.size() && std::string("-+ #0").find(fmt[i]) != std::string::npos)
+      spec += fmt[i++];
     while (i < fmt.size() && ((fmt[i] >= '0' && fmt[i] <= '9') || fmt[i] == '.')) spec += fmt[i++];
     if (i >= fmt.size()) throw JinjaError("incomplete format");
     char conv = fmt[i];
@@ -357,11 +362,15 @@ std::string PercentFormat(const std::string& fmt, const Value& args) {
       std::snprintf(buf, sizeof(buf), (spec + "s").c_str(), s.c_str());
       out += (spec == "%") ? s : std::string(buf);
     } else if (conv == 'd' || conv == 'i' || conv == 'x' || conv == 'X' || conv == 'o') {
-      if (!arg->is_number()) throw JinjaError("%" + std::string(1, conv) + " format: a real number is required, not " + arg->TypeName());
+      if (!arg->is_number())
+        throw JinjaError("%" + std::string(1, conv) + " format: a real number is required, not " +
+                         arg->TypeName());
       long long v = arg->is_float() ? static_cast<long long>(arg->as_double()) : arg->as_int();
-      std::snprintf(buf, sizeof(buf), (spec + "ll" + std::string(1, conv == 'i' ? 'd' : conv)).c_str(), v);
+      std::snprintf(buf, sizeof(buf),
+                    (spec + "ll" + std::string(1, conv == 'i' ? 'd' : conv)).c_str(), v);
       out += buf;
-    } else if (conv == 'f' || conv == 'F' || conv == 'e' || conv == 'E' || conv == 'g' || conv == 'G') {
+    } else if (conv == 'f' || conv == 'F' || conv == 'e' || conv == 'E' || conv == 'g' ||
+               conv == 'G') {
       if (!arg->is_number()) throw JinjaError("must be real number, not " + arg->TypeName());
       std::snprintf(buf, sizeof(buf), (spec + std::string(1, conv)).c_str(), arg->as_double());
       out += buf;
@@ -413,7 +422,9 @@ Value FDefault(const Value& v, CallArgs& a) {
   return v;
 }
 
-Value FLength(const Value& v, CallArgs&) { return Value(PyLen(v)); }
+Value FLength(const Value& v, CallArgs&) {
+  return Value(PyLen(v));
+}
 
 Value FTojson(const Value& v, CallArgs& a) {
   CheckArgs(a, "tojson", 4, {"ensure_ascii", "indent", "separators", "sort_keys"});
@@ -428,7 +439,8 @@ Value FTojson(const Value& v, CallArgs& a) {
       indent_str = ind->str();
     } else {
       int64_t n = NeedInt(*ind, "indent");
-      indent_str = std::string(static_cast<size_t>(std::max<int64_t>(0, std::min<int64_t>(n, 1000))), ' ');
+      indent_str =
+          std::string(static_cast<size_t>(std::max<int64_t>(0, std::min<int64_t>(n, 1000))), ' ');
     }
     indent = &indent_str;
   }
@@ -443,11 +455,21 @@ Value FTojson(const Value& v, CallArgs& a) {
   return Value(v.ToJson(ensure_ascii, indent, item_sep, key_sep, sort_keys));
 }
 
-Value FString(const Value& v, CallArgs&) { return Value(SoftStr(v)); }
-Value FLower(const Value& v, CallArgs&) { return Value(PyLower(SoftStr(v))); }
-Value FUpper(const Value& v, CallArgs&) { return Value(PyUpper(SoftStr(v))); }
-Value FCapitalize(const Value& v, CallArgs&) { return Value(PyCapitalize(SoftStr(v))); }
-Value FSafe(const Value& v, CallArgs&) { return v; }
+Value FString(const Value& v, CallArgs&) {
+  return Value(SoftStr(v));
+}
+Value FLower(const Value& v, CallArgs&) {
+  return Value(PyLower(SoftStr(v)));
+}
+Value FUpper(const Value& v, CallArgs&) {
+  return Value(PyUpper(SoftStr(v)));
+}
+Value FCapitalize(const Value& v, CallArgs&) {
+  return Value(PyCapitalize(SoftStr(v)));
+}
+Value FSafe(const Value& v, CallArgs&) {
+  return v;
+}
 
 Value FTitle(const Value& v, CallArgs&) {
   // jinja2: split on runs of [-\s({\[<] and capitalize each piece.
@@ -520,7 +542,9 @@ Value FReverse(const Value& v, CallArgs&) {
   return Value::List(std::move(items));
 }
 
-Value FList(const Value& v, CallArgs&) { return Value::List(Iterate(v)); }
+Value FList(const Value& v, CallArgs&) {
+  return Value::List(Iterate(v));
+}
 
 Value FItems(const Value& v, CallArgs&) {
   if (v.is_undefined()) return Value::List();
@@ -642,8 +666,12 @@ Value MinMax(const Value& v, CallArgs& a, bool want_max) {
   }
   return items[best];
 }
-Value FMin(const Value& v, CallArgs& a) { return MinMax(v, a, false); }
-Value FMax(const Value& v, CallArgs& a) { return MinMax(v, a, true); }
+Value FMin(const Value& v, CallArgs& a) {
+  return MinMax(v, a, false);
+}
+Value FMax(const Value& v, CallArgs& a) {
+  return MinMax(v, a, true);
+}
 
 Value FSort(const Value& v, CallArgs& a) {
   CheckArgs(a, "sort", 3, {"reverse", "case_sensitive", "attribute"});
@@ -689,10 +717,18 @@ Value SelectImpl(const Value& v, CallArgs& a, bool use_attr, bool want) {
   }
   return Value::List(std::move(out));
 }
-Value FSelect(const Value& v, CallArgs& a) { return SelectImpl(v, a, false, true); }
-Value FReject(const Value& v, CallArgs& a) { return SelectImpl(v, a, false, false); }
-Value FSelectAttr(const Value& v, CallArgs& a) { return SelectImpl(v, a, true, true); }
-Value FRejectAttr(const Value& v, CallArgs& a) { return SelectImpl(v, a, true, false); }
+Value FSelect(const Value& v, CallArgs& a) {
+  return SelectImpl(v, a, false, true);
+}
+Value FReject(const Value& v, CallArgs& a) {
+  return SelectImpl(v, a, false, false);
+}
+Value FSelectAttr(const Value& v, CallArgs& a) {
+  return SelectImpl(v, a, true, true);
+}
+Value FRejectAttr(const Value& v, CallArgs& a) {
+  return SelectImpl(v, a, true, false);
+}
 
 Value FMap(const Value& v, CallArgs& a) {
   std::vector<Value> out;
@@ -736,7 +772,11 @@ Value FIndent(const Value& v, CallArgs& a) {
   bool first = ArgBool(a, 1, "first", false);
   bool blank = ArgBool(a, 2, "blank", false);
   std::string ind = "    ";
-  if (w) ind = w->is_string() ? w->str() : std::string(static_cast<size_t>(std::max<int64_t>(0, std::min<int64_t>(NeedInt(*w, "width"), 10000))), ' ');
+  if (w)
+    ind = w->is_string() ? w->str()
+                         : std::string(static_cast<size_t>(std::max<int64_t>(
+                                           0, std::min<int64_t>(NeedInt(*w, "width"), 10000))),
+                                       ' ');
   std::string s = SoftStr(v) + "\n";
   CallArgs none;
   Value lines_v = StrMethod(s, "splitlines", none);
@@ -783,12 +823,23 @@ Value FEscape(const Value& v, CallArgs&) {
   std::string out;
   for (char c : SoftStr(v)) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return Value(out);
@@ -818,31 +869,58 @@ Value FDictsort(const Value& v, CallArgs& a) {
 
 const std::map<std::string, FilterFn>& Filters() {
   static const std::map<std::string, FilterFn> kFilters = {
-      {"abs", FAbs},           {"attr", FAttr},         {"capitalize", FCapitalize},
-      {"center", FCenter},     {"count", FLength},      {"d", FDefault},
-      {"default", FDefault},   {"dictsort", FDictsort}, {"e", FEscape},
-      {"escape", FEscape},     {"first", FFirst},       {"float", FFloat},
-      {"format", FFormat},     {"indent", FIndent},     {"int", FInt},
-      {"items", FItems},       {"join", FJoin},         {"last", FLast},
-      {"length", FLength},     {"list", FList},         {"lower", FLower},
-      {"map", FMap},           {"max", FMax},           {"min", FMin},
-      {"reject", FReject},     {"rejectattr", FRejectAttr}, {"replace", FReplace},
-      {"reverse", FReverse},   {"round", FRound},       {"safe", FSafe},
-      {"select", FSelect},     {"selectattr", FSelectAttr}, {"sort", FSort},
-      {"string", FString},     {"sum", FSum},           {"title", FTitle},
-      {"tojson", FTojson},     {"trim", FTrim},         {"unique", FUnique},
-      {"upper", FUpper},       {"wordcount", FWordcount},
+      {"abs", FAbs},
+      {"attr", FAttr},
+      {"capitalize", FCapitalize},
+      {"center", FCenter},
+      {"count", FLength},
+      {"d", FDefault},
+      {"default", FDefault},
+      {"dictsort", FDictsort},
+      {"e", FEscape},
+      {"escape", FEscape},
+      {"first", FFirst},
+      {"float", FFloat},
+      {"format", FFormat},
+      {"indent", FIndent},
+      {"int", FInt},
+      {"items", FItems},
+      {"join", FJoin},
+      {"last", FLast},
+      {"length", FLength},
+      {"list", FList},
+      {"lower", FLower},
+      {"map", FMap},
+      {"max", FMax},
+      {"min", FMin},
+      {"reject", FReject},
+      {"rejectattr", FRejectAttr},
+      {"replace", FReplace},
+      {"reverse", FReverse},
+      {"round", FRound},
+      {"safe", FSafe},
+      {"select", FSelect},
+      {"selectattr", FSelectAttr},
+      {"sort", FSort},
+      {"string", FString},
+      {"sum", FSum},
+      {"title", FTitle},
+      {"tojson", FTojson},
+      {"trim", FTrim},
+      {"unique", FUnique},
+      {"upper", FUpper},
+      {"wordcount", FWordcount},
   };
   return kFilters;
 }
 
 const std::set<std::string>& Tests() {
   static const std::set<std::string> kTests = {
-      "boolean", "callable", "defined", "divisibleby", "eq",      "equalto", "escaped",
-      "even",    "false",    "filter",  "float",       "ge",      "greaterthan", "gt",
-      "in",      "integer",  "iterable", "le",         "lessthan", "lower",  "lt",
-      "mapping", "ne",       "none",    "number",      "odd",     "sameas",  "sequence",
-      "string",  "test",     "true",    "undefined",   "upper"};
+      "boolean", "callable", "defined",  "divisibleby", "eq",       "equalto",     "escaped",
+      "even",    "false",    "filter",   "float",       "ge",       "greaterthan", "gt",
+      "in",      "integer",  "iterable", "le",          "lessthan", "lower",       "lt",
+      "mapping", "ne",       "none",     "number",      "odd",      "sameas",      "sequence",
+      "string",  "test",     "true",     "undefined",   "upper"};
   return kTests;
 }
 
@@ -853,8 +931,12 @@ const std::set<std::string>& Tests() {
   throw JinjaError(hint.empty() ? "value is undefined" : hint);
 }
 
-bool IsKnownFilter(const std::string& name) { return Filters().count(name) > 0; }
-bool IsKnownTest(const std::string& name) { return Tests().count(name) > 0; }
+bool IsKnownFilter(const std::string& name) {
+  return Filters().count(name) > 0;
+}
+bool IsKnownTest(const std::string& name) {
+  return Tests().count(name) > 0;
+}
 
 Value ApplyFilter(const std::string& name, const Value& input, CallArgs& args) {
   auto it = Filters().find(name);
@@ -961,7 +1043,8 @@ Value GetAttr(const Value& obj, const std::string& name) {
       }
       return MissingAttr(obj, name);
     }
-    default: return MissingAttr(obj, name);
+    default:
+      return MissingAttr(obj, name);
   }
 }
 
@@ -1070,7 +1153,8 @@ Value GetGlobal(const std::string& name) {
       std::vector<Value> out;
       for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
         if (static_cast<int64_t>(out.size()) >= kMaxRange)
-          throw JinjaError("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
+          throw JinjaError(
+              "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
         out.emplace_back(i);
       }
       return Value::List(std::move(out));
@@ -1088,7 +1172,9 @@ Value GetGlobal(const std::string& name) {
         }
       };
       for (const auto& p : a.positional) {
-        if (!p.is_dict()) throw JinjaError(std::string(ns ? "namespace" : "dict") + "() positional argument must be a mapping");
+        if (!p.is_dict())
+          throw JinjaError(std::string(ns ? "namespace" : "dict") +
+                           "() positional argument must be a mapping");
         for (const auto& [k, v] : p.dict().items) set(k.ToStr(), v);
       }
       for (const auto& [k, v] : a.keyword) set(k, v);

@@ -134,7 +134,8 @@ Value Arith(const std::string& op, const Value& a, const Value& b) {
         if (e & 1)
           if (__builtin_mul_overflow(r, base, &r)) throw JinjaError("integer overflow");
         e >>= 1;
-        if (e > 0 && __builtin_mul_overflow(base, base, &base)) throw JinjaError("integer overflow");
+        if (e > 0 && __builtin_mul_overflow(base, base, &base))
+          throw JinjaError("integer overflow");
       }
       return Value(r);
     }
@@ -147,7 +148,8 @@ Value Arith(const std::string& op, const Value& a, const Value& b) {
 
 bool Contains(const Value& container, const Value& item) {
   switch (container.kind()) {
-    case Value::Kind::kUndefined: return false;
+    case Value::Kind::kUndefined:
+      return false;
     case Value::Kind::kString:
       if (!item.is_string())
         throw JinjaError("'in <string>' requires string as left operand, not " + item.TypeName());
@@ -156,7 +158,8 @@ bool Contains(const Value& container, const Value& item) {
       for (const auto& x : container.list().items)
         if (PyEquals(x, item)) return true;
       return false;
-    case Value::Kind::kDict: return container.dict().Find(item) != nullptr;
+    case Value::Kind::kDict:
+      return container.dict().Find(item) != nullptr;
     default:
       throw JinjaError("argument of type '" + container.TypeName() + "' is not iterable");
   }
@@ -214,25 +217,31 @@ class Renderer {
     }
     std::vector<Value> items = Iterate(v);
     if (items.size() != t.names.size())
-      throw JinjaError(items.size() < t.names.size()
-                           ? "not enough values to unpack (expected " +
-                                 std::to_string(t.names.size()) + ", got " +
-                                 std::to_string(items.size()) + ")"
-                           : "too many values to unpack (expected " +
-                                 std::to_string(t.names.size()) + ")");
+      throw JinjaError(
+          items.size() < t.names.size()
+              ? "not enough values to unpack (expected " + std::to_string(t.names.size()) +
+                    ", got " + std::to_string(items.size()) + ")"
+              : "too many values to unpack (expected " + std::to_string(t.names.size()) + ")");
     for (size_t i = 0; i < items.size(); ++i) frame_->vars[t.names[i]] = items[i];
   }
 
   Flow ExecStmt(const Stmt& s, std::string* out) {
     switch (s.kind) {
-      case Stmt::Kind::kData: *out += s.text; return Flow::kNormal;
-      case Stmt::Kind::kOutput: *out += Eval(*s.expr).ToStr(); return Flow::kNormal;
+      case Stmt::Kind::kData:
+        *out += s.text;
+        return Flow::kNormal;
+      case Stmt::Kind::kOutput:
+        *out += Eval(*s.expr).ToStr();
+        return Flow::kNormal;
       case Stmt::Kind::kIf:
         for (const auto& [cond, body] : s.branches)
           if (Eval(*cond).Truthy()) return Exec(body, out);
         return Exec(s.else_body, out);
-      case Stmt::Kind::kFor: return ExecFor(s, out);
-      case Stmt::Kind::kSet: Assign(s.target, Eval(*s.expr)); return Flow::kNormal;
+      case Stmt::Kind::kFor:
+        return ExecFor(s, out);
+      case Stmt::Kind::kSet:
+        Assign(s.target, Eval(*s.expr));
+        return Flow::kNormal;
       case Stmt::Kind::kSetBlock: {
         std::string body;
         Exec(s.body, &body);
@@ -241,16 +250,21 @@ class Renderer {
         Assign(s.target, v);
         return Flow::kNormal;
       }
-      case Stmt::Kind::kMacro: DefineMacro(s); return Flow::kNormal;
+      case Stmt::Kind::kMacro:
+        DefineMacro(s);
+        return Flow::kNormal;
       case Stmt::Kind::kFilterBlock: {
         std::string body;
         Exec(s.body, &body);
         *out += EvalFilterChain(*s.expr, Value(body)).ToStr();
         return Flow::kNormal;
       }
-      case Stmt::Kind::kBreak: return Flow::kBreak;
-      case Stmt::Kind::kContinue: return Flow::kContinue;
-      case Stmt::Kind::kScope: return Exec(s.body, out);
+      case Stmt::Kind::kBreak:
+        return Flow::kBreak;
+      case Stmt::Kind::kContinue:
+        return Flow::kContinue;
+      case Stmt::Kind::kScope:
+        return Exec(s.body, out);
     }
     return Flow::kNormal;
   }
@@ -290,7 +304,8 @@ class Renderer {
       if (i > 0) d.items.emplace_back(Value("previtem"), items[static_cast<size_t>(i - 1)]);
       if (i + 1 < n) d.items.emplace_back(Value("nextitem"), items[static_cast<size_t>(i + 1)]);
       d.items.emplace_back(Value("cycle"), Value::Function("cycle", [i](CallArgs& a) {
-                             if (a.positional.empty()) throw JinjaError("no items for cycling given");
+                             if (a.positional.empty())
+                               throw JinjaError("no items for cycling given");
                              return a.positional[static_cast<size_t>(i) % a.positional.size()];
                            }));
       frame_->vars["loop"] = loop;
@@ -301,7 +316,8 @@ class Renderer {
   }
 
   void DefineMacro(const Stmt& s) {
-    std::shared_ptr<Frame> closure = frame_;
+    // Weak: the macro value lives in this frame, a strong pointer would be a cycle.
+    std::weak_ptr<Frame> closure = frame_;
     const Stmt* stmt = &s;
     Renderer* self = this;
     frame_->vars[s.text] = Value::Function(s.text, [self, stmt, closure](CallArgs& a) {
@@ -309,7 +325,8 @@ class Renderer {
       if (a.positional.size() > stmt->params.size())
         throw JinjaError("macro '" + stmt->text + "' takes not more than " +
                          std::to_string(stmt->params.size()) + " argument(s)");
-      auto frame = self->NewFrame(closure);
+      std::shared_ptr<Frame> parent = closure.lock();
+      auto frame = self->NewFrame(parent ? parent : self->frame_);
       FrameScope scope(self, frame);
       for (size_t i = 0; i < stmt->params.size(); ++i) {
         const MacroParam& p = stmt->params[i];
@@ -321,18 +338,22 @@ class Renderer {
         }
         for (const auto& [k, kv] : a.keyword) {
           if (k == p.name) {
-            if (found) throw JinjaError("macro '" + stmt->text + "' got multiple values for '" + k + "'");
+            if (found)
+              throw JinjaError("macro '" + stmt->text + "' got multiple values for '" + k + "'");
             v = kv;
             found = true;
           }
         }
-        if (!found) v = p.default_value ? self->Eval(*p.default_value) : Value::Undefined("'" + p.name + "' is undefined");
+        if (!found)
+          v = p.default_value ? self->Eval(*p.default_value)
+                              : Value::Undefined("'" + p.name + "' is undefined");
         frame->vars[p.name] = v;
       }
       for (const auto& [k, kv] : a.keyword) {
         bool known = false;
         for (const auto& p : stmt->params) known = known || p.name == k;
-        if (!known) throw JinjaError("macro '" + stmt->text + "' takes no keyword argument '" + k + "'");
+        if (!known)
+          throw JinjaError("macro '" + stmt->text + "' takes no keyword argument '" + k + "'");
       }
       ++self->call_depth_;
       std::string out;
@@ -362,8 +383,10 @@ class Renderer {
 
   Value Eval(const Expr& e) {
     switch (e.kind) {
-      case Expr::Kind::kConst: return e.value;
-      case Expr::Kind::kName: return Lookup(e.name);
+      case Expr::Kind::kConst:
+        return e.value;
+      case Expr::Kind::kName:
+        return Lookup(e.name);
       case Expr::Kind::kList:
       case Expr::Kind::kTuple: {
         std::vector<Value> items;
@@ -381,8 +404,10 @@ class Renderer {
         }
         return d;
       }
-      case Expr::Kind::kGetAttr: return GetAttr(Eval(*e.args[0]), e.name);
-      case Expr::Kind::kGetItem: return GetItem(Eval(*e.args[0]), Eval(*e.args[1]));
+      case Expr::Kind::kGetAttr:
+        return GetAttr(Eval(*e.args[0]), e.name);
+      case Expr::Kind::kGetItem:
+        return GetItem(Eval(*e.args[0]), Eval(*e.args[1]));
       case Expr::Kind::kSlice: {
         Value obj = Eval(*e.args[0]);
         Value parts[3];
@@ -444,14 +469,22 @@ class Renderer {
           Value right = Eval(*e.args[i + 1]);
           const std::string& op = e.ops[i];
           bool ok;
-          if (op == "==") ok = PyEquals(left, right);
-          else if (op == "!=") ok = !PyEquals(left, right);
-          else if (op == "<") ok = PyCompare(left, right, "<") < 0;
-          else if (op == "<=") ok = PyCompare(left, right, "<=") <= 0;
-          else if (op == ">") ok = PyCompare(left, right, ">") > 0;
-          else if (op == ">=") ok = PyCompare(left, right, ">=") >= 0;
-          else if (op == "in") ok = Contains(right, left);
-          else ok = !Contains(right, left);
+          if (op == "==")
+            ok = PyEquals(left, right);
+          else if (op == "!=")
+            ok = !PyEquals(left, right);
+          else if (op == "<")
+            ok = PyCompare(left, right, "<") < 0;
+          else if (op == "<=")
+            ok = PyCompare(left, right, "<=") <= 0;
+          else if (op == ">")
+            ok = PyCompare(left, right, ">") > 0;
+          else if (op == ">=")
+            ok = PyCompare(left, right, ">=") >= 0;
+          else if (op == "in")
+            ok = Contains(right, left);
+          else
+            ok = !Contains(right, left);
           if (!ok) return Value(false);
           left = right;
         }
@@ -460,7 +493,8 @@ class Renderer {
       case Expr::Kind::kCondExpr: {
         if (Eval(*e.args[0]).Truthy()) return Eval(*e.args[1]);
         if (e.args[2]) return Eval(*e.args[2]);
-        return Value::Undefined("the inline if-expression evaluated to false and no else section was defined.");
+        return Value::Undefined(
+            "the inline if-expression evaluated to false and no else section was defined.");
       }
     }
     return Value();

@@ -14,9 +14,15 @@ bool IsWs(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' ||
          (c >= 0x1C && c <= 0x1F);
 }
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-bool IsNameStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-bool IsNameChar(char c) { return IsNameStart(c) || IsDigit(c); }
+bool IsDigit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool IsNameStart(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+bool IsNameChar(char c) {
+  return IsNameStart(c) || IsDigit(c);
+}
 int HexVal(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -70,17 +76,48 @@ std::string Unescape(std::string_view body, int line) {
     char e = body[i + 1];
     i += 2;
     switch (e) {
-      case '\n': break;
-      case '\\': flush(); out.push_back('\\'); break;
-      case '\'': flush(); out.push_back('\''); break;
-      case '"': flush(); out.push_back('"'); break;
-      case 'a': flush(); out.push_back('\a'); break;
-      case 'b': flush(); out.push_back('\b'); break;
-      case 'f': flush(); out.push_back('\f'); break;
-      case 'n': flush(); out.push_back('\n'); break;
-      case 'r': flush(); out.push_back('\r'); break;
-      case 't': flush(); out.push_back('\t'); break;
-      case 'v': flush(); out.push_back('\v'); break;
+      case '\n':
+        break;
+      case '\\':
+        flush();
+        out.push_back('\\');
+        break;
+      case '\'':
+        flush();
+        out.push_back('\'');
+        break;
+      case '"':
+        flush();
+        out.push_back('"');
+        break;
+      case 'a':
+        flush();
+        out.push_back('\a');
+        break;
+      case 'b':
+        flush();
+        out.push_back('\b');
+        break;
+      case 'f':
+        flush();
+        out.push_back('\f');
+        break;
+      case 'n':
+        flush();
+        out.push_back('\n');
+        break;
+      case 'r':
+        flush();
+        out.push_back('\r');
+        break;
+      case 't':
+        flush();
+        out.push_back('\t');
+        break;
+      case 'v':
+        flush();
+        out.push_back('\v');
+        break;
       case 'x':
       case 'u':
       case 'U': {
@@ -135,7 +172,8 @@ class Lexer {
     while (pos_ < src_.size()) {
       size_t found = std::string::npos;
       for (size_t p = src_.find('{', pos_); p != std::string::npos; p = src_.find('{', p + 1)) {
-        if (p + 1 < src_.size() && (src_[p + 1] == '{' || src_[p + 1] == '%' || src_[p + 1] == '#')) {
+        if (p + 1 < src_.size() &&
+            (src_[p + 1] == '{' || src_[p + 1] == '%' || src_[p + 1] == '#')) {
           found = p;
           break;
         }
@@ -339,7 +377,8 @@ class Lexer {
       while (q < src_.size()) {
         char c = src_[q];
         int h = HexVal(c);
-        if (c == '_' && q + 1 < src_.size() && HexVal(src_[q + 1]) >= 0 && HexVal(src_[q + 1]) < base) {
+        if (c == '_' && q + 1 < src_.size() && HexVal(src_[q + 1]) >= 0 &&
+            HexVal(src_[q + 1]) < base) {
           ++q;
           continue;
         }
@@ -355,7 +394,9 @@ class Lexer {
       q = d_end;
       if (src_[start] == '0') {  // "0(_?0)*"
         q = start + 1;
-        while (q < src_.size() && (src_[q] == '0' || (src_[q] == '_' && q + 1 < src_.size() && src_[q + 1] == '0'))) ++q;
+        while (q < src_.size() &&
+               (src_[q] == '0' || (src_[q] == '_' && q + 1 < src_.size() && src_[q + 1] == '0')))
+          ++q;
       }
       for (size_t k = start; k < q; ++k)
         if (src_[k] != '_') digits.push_back(src_[k]);
@@ -436,9 +477,9 @@ class Lexer {
         LexString();
         continue;
       }
-      static const char* kOps[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", "/", "*", "%",
-                                   "~",  "[",  "]",  "(",  ")",  "{",  "}", "<", ">", "=", ".",
-                                   ":",  "|",  ",",  ";"};
+      static const char* kOps[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", "/",
+                                   "*",  "%",  "~",  "[",  "]",  "(",  ")", "{", "}",
+                                   "<",  ">",  "=",  ".",  ":",  "|",  ",", ";"};
       bool matched = false;
       for (const char* op : kOps) {
         size_t n = std::char_traits<char>::length(op);
@@ -478,6 +519,8 @@ class Lexer {
 
 }  // namespace
 
-std::vector<Token> Tokenize(const std::string& source) { return Lexer(source).Run(); }
+std::vector<Token> Tokenize(const std::string& source) {
+  return Lexer(source).Run();
+}
 
 }  // namespace c8::jinja

@@ -18,10 +18,10 @@ enum class TokType {
   kBlockBegin,  // {%
   kBlockEnd,    // %}
   kName,
-  kString,      // value already unescaped
+  kString,  // value already unescaped
   kInt,
   kFloat,
-  kOp,          // operators and punctuation: + - * / // % ** ~ == != < > <= >= = . , : | ( ) [ ] { }
+  kOp,  // operators and punctuation: + - * / // % ** ~ == != < > <= >= = . , : | ( ) [ ] { }
   kEof,
 };
 

@@ -43,14 +43,21 @@ class Parser {
   }
   static std::string Describe(const Token& t) {
     switch (t.type) {
-      case TokType::kEof: return "end of template";
-      case TokType::kBlockEnd: return "end of statement block";
-      case TokType::kVarEnd: return "end of print statement";
-      case TokType::kData: return "template data";
-      case TokType::kString: return "string";
+      case TokType::kEof:
+        return "end of template";
+      case TokType::kBlockEnd:
+        return "end of statement block";
+      case TokType::kVarEnd:
+        return "end of print statement";
+      case TokType::kData:
+        return "template data";
+      case TokType::kString:
+        return "string";
       case TokType::kInt:
-      case TokType::kFloat: return "number " + t.value;
-      default: return "'" + t.value + "'";
+      case TokType::kFloat:
+        return "number " + t.value;
+      default:
+        return "'" + t.value + "'";
     }
   }
   [[noreturn]] void Fail(const std::string& msg) const {
@@ -329,8 +336,7 @@ class Parser {
     const Token& t = Cur();
     if (t.type == TokType::kVarEnd || t.type == TokType::kBlockEnd || t.type == TokType::kEof)
       return true;
-    if (t.type == TokType::kOp && (t.value == ")" || t.value == "]" || t.value == "}"))
-      return true;
+    if (t.type == TokType::kOp && (t.value == ")" || t.value == "]" || t.value == "}")) return true;
     if (t.type == TokType::kName && extra_end.count(t.value)) return true;
     return false;
   }
@@ -682,6 +688,8 @@ class Parser {
 
 }  // namespace
 
-Body Parse(const std::vector<Token>& tokens) { return Parser(tokens).ParseTemplate(); }
+Body Parse(const std::vector<Token>& tokens) {
+  return Parser(tokens).ParseTemplate();
+}
 
 }  // namespace c8::jinja

@@ -133,8 +133,12 @@ char32_t ToLowerCp(char32_t c) {
   return c;
 }
 
-bool IsCasedLower(char32_t c) { return ToUpperCp(c) != c || c == 0xDF; }
-bool IsCasedUpper(char32_t c) { return ToLowerCp(c) != c; }
+bool IsCasedLower(char32_t c) {
+  return ToUpperCp(c) != c || c == 0xDF;
+}
+bool IsCasedUpper(char32_t c) {
+  return ToLowerCp(c) != c;
+}
 
 bool IsAlnumCp(char32_t c) {
   if (c < 0x80) return (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z');
@@ -165,7 +169,8 @@ std::string PyLower(std::string_view s) {
 std::string PyCapitalize(std::string_view s) {
   std::vector<char32_t> cps = DecodeUtf8(s);
   std::string out;
-  for (size_t i = 0; i < cps.size(); ++i) AppendUtf8(i == 0 ? ToUpperCp(cps[i]) : ToLowerCp(cps[i]), &out);
+  for (size_t i = 0; i < cps.size(); ++i)
+    AppendUtf8(i == 0 ? ToUpperCp(cps[i]) : ToLowerCp(cps[i]), &out);
   return out;
 }
 
@@ -230,8 +235,8 @@ std::vector<std::string> PySplit(std::string_view s, const std::string* sep, int
       size_t first = words.size() - n;
       size_t b = 0;
       while (b < words[first - 1].second && IsPySpace(cps[b])) ++b;
-      parts.push_back(
-          EncodeUtf8(std::vector<char32_t>(cps.begin() + b, cps.begin() + words[first - 1].second)));
+      parts.push_back(EncodeUtf8(
+          std::vector<char32_t>(cps.begin() + b, cps.begin() + words[first - 1].second)));
       for (size_t k = first; k < words.size(); ++k)
         parts.push_back(EncodeUtf8(
             std::vector<char32_t>(cps.begin() + words[k].first, cps.begin() + words[k].second)));
@@ -395,13 +400,27 @@ std::string JsonQuote(std::string_view s, bool ensure_ascii) {
   };
   for (char32_t c : DecodeUtf8(s)) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           hex4(static_cast<unsigned>(c));

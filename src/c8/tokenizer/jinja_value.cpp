@@ -22,7 +22,8 @@ Value Value::None() {
 Value::Value(bool b) : kind_(Kind::kBool), b_(b) {}
 Value::Value(int64_t i) : kind_(Kind::kInt), i_(i) {}
 Value::Value(double d) : kind_(Kind::kFloat), d_(d) {}
-Value::Value(std::string s) : kind_(Kind::kString), s_(std::make_shared<std::string>(std::move(s))) {}
+Value::Value(std::string s)
+    : kind_(Kind::kString), s_(std::make_shared<std::string>(std::move(s))) {}
 
 Value Value::List(std::vector<Value> items) {
   Value v;
@@ -63,16 +64,21 @@ namespace {
 Value FromJsonDepth(const nlohmann::ordered_json& j, int depth) {
   if (depth > 512) throw JinjaError("input JSON is nested deeper than 512 levels");
   switch (j.type()) {
-    case nlohmann::ordered_json::value_t::null: return Value::None();
-    case nlohmann::ordered_json::value_t::boolean: return Value(j.get<bool>());
-    case nlohmann::ordered_json::value_t::number_integer: return Value(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::null:
+      return Value::None();
+    case nlohmann::ordered_json::value_t::boolean:
+      return Value(j.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer:
+      return Value(j.get<int64_t>());
     case nlohmann::ordered_json::value_t::number_unsigned: {
       uint64_t u = j.get<uint64_t>();
       if (u <= static_cast<uint64_t>(INT64_MAX)) return Value(static_cast<int64_t>(u));
       return Value(static_cast<double>(u));
     }
-    case nlohmann::ordered_json::value_t::number_float: return Value(j.get<double>());
-    case nlohmann::ordered_json::value_t::string: return Value(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::number_float:
+      return Value(j.get<double>());
+    case nlohmann::ordered_json::value_t::string:
+      return Value(j.get<std::string>());
     case nlohmann::ordered_json::value_t::array: {
       std::vector<Value> items;
       items.reserve(j.size());
@@ -85,14 +91,19 @@ Value FromJsonDepth(const nlohmann::ordered_json& j, int depth) {
         d.dict().items.emplace_back(Value(it.key()), FromJsonDepth(it.value(), depth + 1));
       return d;
     }
-    default: return Value::None();
+    default:
+      return Value::None();
   }
 }
 }  // namespace
 
-Value Value::FromJson(const nlohmann::ordered_json& j) { return FromJsonDepth(j, 0); }
+Value Value::FromJson(const nlohmann::ordered_json& j) {
+  return FromJsonDepth(j, 0);
+}
 
-bool Value::is_tuple() const { return kind_ == Kind::kList && list_->tuple; }
+bool Value::is_tuple() const {
+  return kind_ == Kind::kList && list_->tuple;
+}
 
 const std::string& Value::undefined_hint() const {
   static const std::string empty;
@@ -102,49 +113,76 @@ const std::string& Value::undefined_hint() const {
 bool Value::Truthy() const {
   switch (kind_) {
     case Kind::kUndefined:
-    case Kind::kNone: return false;
-    case Kind::kBool: return b_;
-    case Kind::kInt: return i_ != 0;
-    case Kind::kFloat: return d_ != 0;
-    case Kind::kString: return !s_->empty();
-    case Kind::kList: return !list_->items.empty();
-    case Kind::kDict: return !dict_->items.empty();
-    default: return true;
+    case Kind::kNone:
+      return false;
+    case Kind::kBool:
+      return b_;
+    case Kind::kInt:
+      return i_ != 0;
+    case Kind::kFloat:
+      return d_ != 0;
+    case Kind::kString:
+      return !s_->empty();
+    case Kind::kList:
+      return !list_->items.empty();
+    case Kind::kDict:
+      return !dict_->items.empty();
+    default:
+      return true;
   }
 }
 
 std::string Value::TypeName() const {
   switch (kind_) {
-    case Kind::kUndefined: return "Undefined";
-    case Kind::kNone: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kString: return "str";
-    case Kind::kList: return list_->tuple ? "tuple" : "list";
-    case Kind::kDict: return "dict";
-    case Kind::kNamespace: return "Namespace";
-    case Kind::kCallable: return "function";
+    case Kind::kUndefined:
+      return "Undefined";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return "str";
+    case Kind::kList:
+      return list_->tuple ? "tuple" : "list";
+    case Kind::kDict:
+      return "dict";
+    case Kind::kNamespace:
+      return "Namespace";
+    case Kind::kCallable:
+      return "function";
   }
   return "object";
 }
 
 std::string Value::ToStr() const {
   switch (kind_) {
-    case Kind::kUndefined: return "";
-    case Kind::kString: return *s_;
-    default: return Repr();
+    case Kind::kUndefined:
+      return "";
+    case Kind::kString:
+      return *s_;
+    default:
+      return Repr();
   }
 }
 
 std::string Value::Repr() const {
   switch (kind_) {
-    case Kind::kUndefined: return "Undefined";
-    case Kind::kNone: return "None";
-    case Kind::kBool: return b_ ? "True" : "False";
-    case Kind::kInt: return std::to_string(i_);
-    case Kind::kFloat: return FormatPyFloat(d_);
-    case Kind::kString: return PyStrRepr(*s_);
+    case Kind::kUndefined:
+      return "Undefined";
+    case Kind::kNone:
+      return "None";
+    case Kind::kBool:
+      return b_ ? "True" : "False";
+    case Kind::kInt:
+      return std::to_string(i_);
+    case Kind::kFloat:
+      return FormatPyFloat(d_);
+    case Kind::kString:
+      return PyStrRepr(*s_);
     case Kind::kList: {
       std::string out = list_->tuple ? "(" : "[";
       for (size_t i = 0; i < list_->items.size(); ++i) {
@@ -171,7 +209,8 @@ std::string Value::Repr() const {
       }
       return out + "}>";
     }
-    case Kind::kCallable: return "<function " + fn_->name + ">";
+    case Kind::kCallable:
+      return "<function " + fn_->name + ">";
   }
   return "";
 }
@@ -179,12 +218,18 @@ std::string Value::Repr() const {
 namespace {
 std::string JsonKey(const Value& k) {
   switch (k.kind()) {
-    case Value::Kind::kString: return k.str();
-    case Value::Kind::kBool: return k.as_bool() ? "true" : "false";
-    case Value::Kind::kNone: return "null";
-    case Value::Kind::kInt: return std::to_string(k.as_int());
-    case Value::Kind::kFloat: return FormatPyFloat(k.as_double());
-    default: throw JinjaError("keys must be str, int, float, bool or None, not " + k.TypeName());
+    case Value::Kind::kString:
+      return k.str();
+    case Value::Kind::kBool:
+      return k.as_bool() ? "true" : "false";
+    case Value::Kind::kNone:
+      return "null";
+    case Value::Kind::kInt:
+      return std::to_string(k.as_int());
+    case Value::Kind::kFloat:
+      return FormatPyFloat(k.as_double());
+    default:
+      throw JinjaError("keys must be str, int, float, bool or None, not " + k.TypeName());
   }
 }
 
@@ -197,9 +242,15 @@ void ToJsonRec(const Value& v, bool ensure_ascii, const std::string* indent,
     for (int i = 0; i < lvl; ++i) *out += *indent;
   };
   switch (v.kind()) {
-    case Value::Kind::kNone: *out += "null"; return;
-    case Value::Kind::kBool: *out += v.as_bool() ? "true" : "false"; return;
-    case Value::Kind::kInt: *out += std::to_string(v.as_int()); return;
+    case Value::Kind::kNone:
+      *out += "null";
+      return;
+    case Value::Kind::kBool:
+      *out += v.as_bool() ? "true" : "false";
+      return;
+    case Value::Kind::kInt:
+      *out += std::to_string(v.as_int());
+      return;
     case Value::Kind::kFloat: {
       double d = v.as_double();
       if (std::isnan(d)) {
@@ -211,7 +262,9 @@ void ToJsonRec(const Value& v, bool ensure_ascii, const std::string* indent,
       }
       return;
     }
-    case Value::Kind::kString: *out += JsonQuote(v.str(), ensure_ascii); return;
+    case Value::Kind::kString:
+      *out += JsonQuote(v.str(), ensure_ascii);
+      return;
     case Value::Kind::kList: {
       const auto& items = v.list().items;
       if (items.empty()) {
@@ -310,8 +363,10 @@ bool PyEquals(const Value& a, const Value& b) {
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
     case Value::Kind::kUndefined:
-    case Value::Kind::kNone: return true;
-    case Value::Kind::kString: return a.str() == b.str();
+    case Value::Kind::kNone:
+      return true;
+    case Value::Kind::kString:
+      return a.str() == b.str();
     case Value::Kind::kList: {
       if (a.is_tuple() != b.is_tuple()) return false;
       const auto& x = a.list().items;
@@ -330,9 +385,12 @@ bool PyEquals(const Value& a, const Value& b) {
       }
       return true;
     }
-    case Value::Kind::kNamespace: return &a.ns() == &b.ns();
-    case Value::Kind::kCallable: return &a.callable() == &b.callable();
-    default: return false;
+    case Value::Kind::kNamespace:
+      return &a.ns() == &b.ns();
+    case Value::Kind::kCallable:
+      return &a.callable() == &b.callable();
+    default:
+      return false;
   }
 }
 
@@ -362,14 +420,16 @@ int PyCompare(const Value& a, const Value& b, const char* op) {
     }
     return x.size() < y.size() ? -1 : (x.size() > y.size() ? 1 : 0);
   }
-  throw JinjaError(std::string("'") + op + "' not supported between instances of '" +
-                   a.TypeName() + "' and '" + b.TypeName() + "'");
+  throw JinjaError(std::string("'") + op + "' not supported between instances of '" + a.TypeName() +
+                   "' and '" + b.TypeName() + "'");
 }
 
 std::vector<Value> Iterate(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return {};
-    case Value::Kind::kList: return v.list().items;
+    case Value::Kind::kUndefined:
+      return {};
+    case Value::Kind::kList:
+      return v.list().items;
     case Value::Kind::kDict: {
       std::vector<Value> keys;
       for (const auto& [k, val] : v.dict().items) keys.push_back(k);
@@ -384,17 +444,23 @@ std::vector<Value> Iterate(const Value& v) {
       }
       return chars;
     }
-    default: throw JinjaError("'" + v.TypeName() + "' object is not iterable");
+    default:
+      throw JinjaError("'" + v.TypeName() + "' object is not iterable");
   }
 }
 
 int64_t PyLen(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return 0;
-    case Value::Kind::kString: return Utf8Length(v.str());
-    case Value::Kind::kList: return static_cast<int64_t>(v.list().items.size());
-    case Value::Kind::kDict: return static_cast<int64_t>(v.dict().items.size());
-    default: throw JinjaError("object of type '" + v.TypeName() + "' has no len()");
+    case Value::Kind::kUndefined:
+      return 0;
+    case Value::Kind::kString:
+      return Utf8Length(v.str());
+    case Value::Kind::kList:
+      return static_cast<int64_t>(v.list().items.size());
+    case Value::Kind::kDict:
+      return static_cast<int64_t>(v.dict().items.size());
+    default:
+      throw JinjaError("object of type '" + v.TypeName() + "' has no len()");
   }
 }
 

@@ -1,0 +1,309 @@
+// CudaBackend: device memory, copies ordered on the backend's stream, weight upload, and the
+// dispatch of every op to its kernel launcher (cuda_kernels.h) or to cuBLASLt.
+#include "c8/backend/cuda/cuda_backend.h"
+
+#include <cuda_runtime_api.h>
+
+#include <string>
+#include <vector>
+
+#include "c8/backend/cuda/cuda_kernels.h"
+#include "c8/backend/cuda/cuda_linear.h"
+#include "c8/util/bf16.h"
+
+namespace c8 {
+
+struct CudaBackendState {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  cuda::CublasLtGemm gemm;
+  void* workspace = nullptr;  // attention split-KV partials, grown on demand
+  size_t workspace_bytes = 0;
+  Status error;  // first error, sticky
+
+  // Records the first failure; returns true when `err` is a success.
+  bool Check(cudaError_t err, const char* what) {
+    if (err == cudaSuccess) return true;
+    if (error.ok()) {
+      error = Error(std::string("cuda backend: ") + what + ": " + cudaGetErrorString(err));
+    }
+    return false;
+  }
+  void Fail(const std::string& msg) {
+    if (error.ok()) error = Error("cuda backend: " + msg);
+  }
+  // Catches launch-configuration errors of the kernel just queued.
+  void CheckLaunch(const char* what) { Check(cudaGetLastError(), what); }
+};
+
+namespace {
+
+bool IsBf16(const Tensor& t) { return t.dtype == DType::kBF16; }
+uint16_t* Bf16Ptr(const Tensor& t) { return static_cast<uint16_t*>(t.data); }
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> CreateCudaBackend() {
+  int count = 0;
+  cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess || count == 0) {
+    cudaGetLastError();  // clear the sticky-free error
+    return Error(std::string("cuda backend: no CUDA device available (") +
+                 (err != cudaSuccess ? cudaGetErrorString(err) : "0 devices") + ")");
+  }
+  auto st = std::make_unique<CudaBackendState>();
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, st->device) != cudaSuccess) {
+    return Error("cuda backend: cannot query device 0");
+  }
+  if (prop.major != 9) {
+    return Error("cuda backend: device 0 (" + std::string(prop.name) + ", sm_" +
+                 std::to_string(prop.major) + std::to_string(prop.minor) +
+                 ") is not Hopper; this build has sm_90a kernels only");
+  }
+  if (cudaSetDevice(st->device) != cudaSuccess ||
+      cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking) != cudaSuccess) {
+    return Error("cuda backend: cannot create a stream on device 0");
+  }
+  Status s = st->gemm.Init();
+  if (!s.ok()) {
+    cudaStreamDestroy(st->stream);
+    return s.WithContext("cuda backend");
+  }
+  return std::unique_ptr<Backend>(new CudaBackend(std::move(st)));
+}
+
+CudaBackend::CudaBackend(std::unique_ptr<CudaBackendState> state) : s_(std::move(state)) {}
+
+CudaBackend::~CudaBackend() {
+  cudaStreamSynchronize(s_->stream);
+  if (s_->workspace) cudaFree(s_->workspace);
+  cudaStreamDestroy(s_->stream);
+}
+
+Status CudaBackend::status() const { return s_->error; }
+void* CudaBackend::stream() const { return s_->stream; }
+
+void* CudaBackend::Malloc(size_t bytes) {
+  void* p = nullptr;
+  if (!s_->Check(cudaMalloc(&p, bytes == 0 ? 256 : bytes),
+                 ("cudaMalloc of " + std::to_string(bytes) + " bytes").c_str())) {
+    return nullptr;
+  }
+  return p;
+}
+
+void CudaBackend::Free(void* ptr) {
+  if (!ptr) return;
+  // Work queued on the stream may still read the buffer.
+  s_->Check(cudaStreamSynchronize(s_->stream), "synchronize before free");
+  s_->Check(cudaFree(ptr), "cudaFree");
+}
+
+// Pageable sources are staged by the driver before the call returns, so the caller may reuse
+// `src` at once; the copy is ordered after earlier ops on the stream.
+void CudaBackend::CopyToDevice(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  s_->Check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s_->stream), "copy to device");
+}
+
+void CudaBackend::CopyToHost(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  s_->Check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s_->stream), "copy to host");
+  s_->Check(cudaStreamSynchronize(s_->stream), "synchronize after copy to host");
+}
+
+void CudaBackend::Memset(void* dst, int value, size_t bytes) {
+  if (bytes == 0) return;
+  s_->Check(cudaMemsetAsync(dst, value, bytes, s_->stream), "memset");
+}
+
+void CudaBackend::Synchronize() { s_->Check(cudaStreamSynchronize(s_->stream), "synchronize"); }
+
+Result<Tensor> CudaBackend::UploadWeight(const void* src, DType src_dtype,
+                                         std::initializer_list<int64_t> shape) {
+  if (!IsFloat(src_dtype)) {
+    return Error("cuda backend: weight dtype " + std::string(DTypeName(src_dtype)) +
+                 " is not supported (F32, F16, BF16, F64)");
+  }
+  Tensor t(nullptr, DType::kBF16, shape);
+  const int64_t n = t.numel();
+  const size_t src_bytes = static_cast<size_t>(n) * DTypeSize(src_dtype);
+  void* dst = nullptr;
+  if (cudaMalloc(&dst, static_cast<size_t>(n) * 2 + 16) != cudaSuccess) {
+    cudaGetLastError();
+    return Error("cuda backend: out of device memory uploading a weight of " +
+                 std::to_string(n) + " elements");
+  }
+  if (src_dtype == DType::kBF16) {
+    if (cudaMemcpyAsync(dst, src, src_bytes, cudaMemcpyHostToDevice, s_->stream) != cudaSuccess) {
+      cudaFree(dst);
+      return Error("cuda backend: weight upload failed");
+    }
+  } else {
+    void* staging = nullptr;
+    if (cudaMalloc(&staging, src_bytes + 16) != cudaSuccess) {
+      cudaGetLastError();
+      cudaFree(dst);
+      return Error("cuda backend: out of device memory staging a weight of " +
+                   std::to_string(src_bytes) + " bytes");
+    }
+    cudaError_t e = cudaMemcpyAsync(staging, src, src_bytes, cudaMemcpyHostToDevice, s_->stream);
+    if (e == cudaSuccess) {
+      cuda::LaunchConvertToBf16(staging, src_dtype, n, static_cast<uint16_t*>(dst), s_->stream);
+      e = cudaGetLastError();
+    }
+    cudaError_t e2 = cudaStreamSynchronize(s_->stream);
+    cudaFree(staging);
+    if (e != cudaSuccess || e2 != cudaSuccess) {
+      cudaFree(dst);
+      return Error(std::string("cuda backend: weight conversion failed: ") +
+                   cudaGetErrorString(e != cudaSuccess ? e : e2));
+    }
+  }
+  t.data = dst;
+  return t;
+}
+
+Tensor CudaBackend::UploadF32(const float* src, std::initializer_list<int64_t> shape) {
+  Tensor t(nullptr, DType::kF32, shape);
+  t.data = Malloc(t.nbytes());
+  if (t.data) CopyToDevice(t.data, src, t.nbytes());
+  return t;
+}
+
+void CudaBackend::Embedding(const Tensor& table, const int32_t* ids, Tensor& out) {
+  if (table.dtype != out.dtype) return s_->Fail("Embedding: table and out dtypes differ");
+  const int64_t row_bytes = table.dim(1) * static_cast<int64_t>(DTypeSize(table.dtype));
+  cuda::LaunchEmbedding(table.data, ids, out.dim(0), row_bytes, out.data, s_->stream);
+  s_->CheckLaunch("Embedding");
+}
+
+void CudaBackend::RmsNorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) {
+  if (!IsBf16(x) || !IsBf16(out)) return s_->Fail("RmsNorm: x and out must be bf16");
+  cuda::LaunchRmsNorm(Bf16Ptr(x), w.data, w.dtype == DType::kF32, eps, x.dim(0), x.dim(1),
+                      Bf16Ptr(out), s_->stream);
+  s_->CheckLaunch("RmsNorm");
+}
+
+void CudaBackend::AddRmsNorm(Tensor& residual, const Tensor& x, const Tensor& w, float eps,
+                             Tensor& out) {
+  if (!IsBf16(x) || !IsBf16(out) || !IsBf16(residual)) {
+    return s_->Fail("AddRmsNorm: residual, x and out must be bf16");
+  }
+  cuda::LaunchAddRmsNorm(Bf16Ptr(residual), Bf16Ptr(x), w.data, w.dtype == DType::kF32, eps,
+                         x.dim(0), x.dim(1), Bf16Ptr(out), s_->stream);
+  s_->CheckLaunch("AddRmsNorm");
+}
+
+void CudaBackend::Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+  if (!IsBf16(x) || !IsBf16(w)) return s_->Fail("Linear: x and w must be bf16");
+  if (y.dtype != DType::kBF16 && y.dtype != DType::kF32) {
+    return s_->Fail("Linear: y must be bf16 or fp32");
+  }
+  const int64_t T = x.dim(0), K = x.dim(1), N = w.dim(0);
+  if (w.dim(1) != K) {
+    return s_->Fail("Linear: x (" + std::to_string(T) + ", " + std::to_string(K) + ") and w (" +
+                    std::to_string(N) + ", " + std::to_string(w.dim(1)) + ") do not match");
+  }
+  const bool y_f32 = y.dtype == DType::kF32;
+  Status st = s_->gemm.Run(x.data, w.data, y.data, y_f32, T, N, K, s_->stream);
+  if (!st.ok()) return s_->Fail(st.message());
+  if (bias) {
+    cuda::LaunchAddBias(y.data, y_f32, bias->data, bias->dtype == DType::kF32, T, N, s_->stream);
+    s_->CheckLaunch("Linear bias");
+  }
+}
+
+void CudaBackend::SiluMul(const Tensor& gate_up, Tensor& out) {
+  if (!IsBf16(gate_up) || !IsBf16(out)) return s_->Fail("SiluMul: tensors must be bf16");
+  cuda::LaunchSiluMul(Bf16Ptr(gate_up), out.dim(0), out.dim(1), Bf16Ptr(out), s_->stream);
+  s_->CheckLaunch("SiluMul");
+}
+
+void CudaBackend::QkNormRope(Tensor& qkv, const int32_t* positions, const Tensor* q_norm,
+                             const Tensor* k_norm, float eps, const Tensor& rope_cos_sin,
+                             const AttentionShape& shape) {
+  if (!IsBf16(qkv) || rope_cos_sin.dtype != DType::kF32) {
+    return s_->Fail("QkNormRope: qkv must be bf16 and rope_cos_sin fp32");
+  }
+  if (shape.head_dim > 256 || shape.head_dim % 2) {
+    return s_->Fail("QkNormRope: head_dim " + std::to_string(shape.head_dim) +
+                    " unsupported (even, <= 256)");
+  }
+  const bool norm_f32 = (q_norm && q_norm->dtype == DType::kF32);
+  if (q_norm && k_norm && q_norm->dtype != k_norm->dtype) {
+    return s_->Fail("QkNormRope: q_norm and k_norm dtypes differ");
+  }
+  cuda::LaunchQkNormRope(Bf16Ptr(qkv), positions, q_norm ? q_norm->data : nullptr,
+                         k_norm ? k_norm->data : nullptr, norm_f32, eps,
+                         rope_cos_sin.as<float>(), qkv.dim(0), shape.num_heads,
+                         shape.num_kv_heads, shape.head_dim, s_->stream);
+  s_->CheckLaunch("QkNormRope");
+}
+
+namespace {
+
+std::string CheckAttentionShape(const AttentionShape& shape, const KvLayerView& cache) {
+  if (shape.head_dim != 64 && shape.head_dim != 128) {
+    return "head_dim " + std::to_string(shape.head_dim) + " unsupported (64, 128)";
+  }
+  if (shape.num_kv_heads <= 0 || shape.num_heads % shape.num_kv_heads != 0) {
+    return "num_heads " + std::to_string(shape.num_heads) + " not a multiple of num_kv_heads " +
+           std::to_string(shape.num_kv_heads);
+  }
+  if (cache.dtype == KvDType::kInt8 &&
+      (!cache.k_scale || !cache.k_offset || !cache.v_scale || !cache.v_offset)) {
+    return "int8 cache without C8 scales/offsets";
+  }
+  return "";
+}
+
+}  // namespace
+
+void CudaBackend::WriteKvCache(const Tensor& qkv, const AttentionMeta& meta,
+                               const AttentionShape& shape, KvLayerView& cache) {
+  if (!IsBf16(qkv)) return s_->Fail("WriteKvCache: qkv must be bf16");
+  const std::string bad = CheckAttentionShape(shape, cache);
+  if (!bad.empty()) return s_->Fail("WriteKvCache: " + bad);
+  cuda::LaunchWriteKvCache(Bf16Ptr(qkv), meta, shape, cache, s_->stream);
+  s_->CheckLaunch("WriteKvCache");
+}
+
+void CudaBackend::Attention(const Tensor& qkv, const AttentionMeta& meta, const KvLayerView& cache,
+                            const AttentionShape& shape, Tensor& out) {
+  if (!IsBf16(qkv) || !IsBf16(out)) return s_->Fail("Attention: qkv and out must be bf16");
+  const std::string bad = CheckAttentionShape(shape, cache);
+  if (!bad.empty()) return s_->Fail("Attention: " + bad);
+  const size_t need = cuda::PagedAttentionWorkspaceBytes(meta, shape);
+  if (need > s_->workspace_bytes) {
+    if (s_->workspace) {
+      s_->Check(cudaStreamSynchronize(s_->stream), "synchronize before workspace growth");
+      cudaFree(s_->workspace);
+    }
+    s_->workspace = nullptr;
+    s_->workspace_bytes = 0;
+    if (!s_->Check(cudaMalloc(&s_->workspace, need * 2), "attention workspace")) return;
+    s_->workspace_bytes = need * 2;
+  }
+  cuda::LaunchPagedAttention(Bf16Ptr(qkv), meta, cache, shape, Bf16Ptr(out), s_->workspace,
+                             s_->stream);
+  s_->CheckLaunch("Attention");
+}
+
+void CudaBackend::GatherRows(const Tensor& x, const int32_t* rows, Tensor& out) {
+  const int64_t row_bytes = x.dim(1) * static_cast<int64_t>(DTypeSize(x.dtype));
+  cuda::LaunchGatherRows(x.data, rows, out.dim(0), row_bytes, out.data, s_->stream);
+  s_->CheckLaunch("GatherRows");
+}
+
+void CudaBackend::ToHostF32(const Tensor& x, float* host) {
+  const size_t n = static_cast<size_t>(x.numel());
+  if (x.dtype == DType::kF32) return CopyToHost(host, x.data, n * 4);
+  if (!IsBf16(x)) return s_->Fail("ToHostF32: tensor must be fp32 or bf16");
+  std::vector<uint16_t> tmp(n);
+  CopyToHost(tmp.data(), x.data, n * 2);
+  for (size_t i = 0; i < n; ++i) host[i] = Bf16ToF32(tmp[i]);
+}
+
+}  // namespace c8

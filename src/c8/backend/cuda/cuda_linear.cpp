@@ -1,0 +1,87 @@
+#include "c8/backend/cuda/cuda_linear.h"
+
+#include <string>
+
+namespace c8::cuda {
+
+namespace {
+
+Status LtCheck(cublasStatus_t st, const char* what) {
+  if (st == CUBLAS_STATUS_SUCCESS) return Status::Ok();
+  return Error(std::string("cuBLASLt ") + what + ": status " + std::to_string(static_cast<int>(st)));
+}
+
+}  // namespace
+
+CublasLtGemm::~CublasLtGemm() {
+  for (auto& [key, p] : plans_) {
+    if (p.a) cublasLtMatrixLayoutDestroy(p.a);
+    if (p.b) cublasLtMatrixLayoutDestroy(p.b);
+    if (p.c) cublasLtMatrixLayoutDestroy(p.c);
+    if (p.op) cublasLtMatmulDescDestroy(p.op);
+  }
+  if (workspace_) cudaFree(workspace_);
+  if (handle_) cublasLtDestroy(handle_);
+}
+
+Status CublasLtGemm::Init() {
+  C8_RETURN_IF_ERROR(LtCheck(cublasLtCreate(&handle_), "create"));
+  if (cudaMalloc(&workspace_, workspace_bytes_) != cudaSuccess) {
+    workspace_ = nullptr;
+    return Error("cuBLASLt: cannot allocate a " + std::to_string(workspace_bytes_) +
+                 "-byte workspace");
+  }
+  return Status::Ok();
+}
+
+// Row-major y (T, N) = x (T, K) w (N, K)^T is column-major y^T (N, T) = w^T... i.e.
+// C (m=N, n=T) = op(A) B with A = w as column-major (K, N) transposed, B = x as
+// column-major (K, T).
+Result<CublasLtGemm::Plan*> CublasLtGemm::GetPlan(int64_t T, int64_t N, int64_t K, bool y_f32) {
+  auto key = std::make_tuple(T, N, K, y_f32);
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return &it->second;
+  Plan p;
+  C8_RETURN_IF_ERROR(
+      LtCheck(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "desc"));
+  cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  C8_RETURN_IF_ERROR(LtCheck(
+      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)), "transa"));
+  C8_RETURN_IF_ERROR(LtCheck(
+      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)), "transb"));
+  C8_RETURN_IF_ERROR(LtCheck(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, K, N, K), "layout A"));
+  C8_RETURN_IF_ERROR(LtCheck(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, K, T, K), "layout B"));
+  C8_RETURN_IF_ERROR(LtCheck(
+      cublasLtMatrixLayoutCreate(&p.c, y_f32 ? CUDA_R_32F : CUDA_R_16BF, N, T, N), "layout C"));
+  cublasLtMatmulPreference_t pref = nullptr;
+  C8_RETURN_IF_ERROR(LtCheck(cublasLtMatmulPreferenceCreate(&pref), "preference"));
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                       &workspace_bytes_, sizeof(workspace_bytes_));
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  cublasStatus_t st =
+      cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
+    cublasLtMatrixLayoutDestroy(p.a);
+    cublasLtMatrixLayoutDestroy(p.b);
+    cublasLtMatrixLayoutDestroy(p.c);
+    cublasLtMatmulDescDestroy(p.op);
+    return Error("cuBLASLt: no algorithm for y(" + std::to_string(T) + ", " + std::to_string(N) +
+                 ") = x(" + std::to_string(T) + ", " + std::to_string(K) + ") w^T");
+  }
+  p.algo = result.algo;
+  return &plans_.emplace(key, p).first->second;
+}
+
+Status CublasLtGemm::Run(const void* x, const void* w, void* y, bool y_f32, int64_t T, int64_t N,
+                         int64_t K, cudaStream_t stream) {
+  if (T == 0 || N == 0) return Status::Ok();
+  C8_ASSIGN_OR_RETURN(Plan * p, GetPlan(T, N, K, y_f32));
+  const float alpha = 1.0f, beta = 0.0f;
+  return LtCheck(cublasLtMatmul(handle_, p->op, &alpha, w, p->a, x, p->b, &beta, y, p->c, y, p->c,
+                                &p->algo, workspace_, workspace_bytes_, stream),
+                 "matmul");
+}
+
+}  // namespace c8::cuda

@@ -1,0 +1,434 @@
+// Split-KV paged attention, one CTA per (query token, kv head, KV split), GQA-aware: the CTA
+// serves all query heads of its kv head (up to 8 per CTA; larger groups use several head
+// chunks), so each K/V byte of a split is read once per token. This kernel serves decode
+// tokens (one new token per sequence) and is the fallback for prefill tokens when the
+// tensor-core prefill kernel (cuda_prefill_attention.cu) does not take them.
+//
+// For query token t of sequence s at position p = num_cached[s] + (t - query_start[s]):
+// keys 0..num_cached-1 come from the paged cache, keys num_cached..p from the fresh qkv.
+//
+// C8 int8 is never dequantized to memory; with per-channel scale s and offset o:
+//   q.k = (q*s_k).k_int8 - (q*s_k).o_k
+//   sum_j p_j v_j = s_v * (sum_j p_j v_int8_j - o_v * sum_j p_j)
+// Fresh (bf16) keys/values are mapped into the same int8 domain (k / s_k + o_k) so one
+// accumulator serves both. bf16 and fp32 caches use scale 1, offset 0.
+//
+// Thread layout (128 threads = 4 warps): a row (one token of one kv head, D elements) is
+// read by TPR = D / 8 lanes, 8 channels each (int8: 8-byte loads, bf16: 16-byte loads);
+// a warp covers 32 / TPR rows per step and U steps per chunk; warps take chunks in turn.
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "c8/backend/cuda/cuda_kernels.h"
+
+namespace c8::cuda {
+
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / 32;
+constexpr int kMaxG = 8;  // query heads per CTA
+constexpr int kUnroll = 4;
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kNegBig = -1e30f;
+
+__device__ __forceinline__ float Bf(uint32_t h16) { return __uint_as_float(h16 << 16); }
+__device__ __forceinline__ uint16_t ToBf(float f) {
+  return __bfloat16_as_ushort(__float2bfloat16_rn(f));
+}
+
+struct AttnParams {
+  const uint16_t* qkv;  // (T, (Hq + 2 Hkv) D) bf16
+  uint16_t* out;        // (T, Hq D) bf16
+  const int32_t* query_start;
+  const int32_t* num_cached;
+  const int32_t* block_tables;  // (S, max_blocks)
+  int32_t num_seqs, max_blocks, block_size;
+  int32_t Hq, Hkv, G, head_chunks;
+  float scale_log2;  // softmax scale * log2(e)
+  const void* kc;    // (num_blocks, Hkv, block_size, D) cache dtype
+  const void* vc;
+  const float *ks, *ko, *vs, *vo;  // (Hkv D) each, C8 only (null otherwise)
+  int32_t num_splits, part_len;
+  int32_t skip_prefill;  // 1: tokens of sequences with > 1 new token are left alone
+  float* part_ml;        // (T, Hq, splits, 2): running max (log2 domain), sum
+  float* part_acc;       // (T, Hq, splits, D)
+};
+
+// 8 consecutive elements of a row -> fp32.
+__device__ __forceinline__ void Load8(const int8_t* p, float (&f)[8]) {
+  const uint2 raw = *reinterpret_cast<const uint2*>(p);
+  const uint32_t w[2] = {raw.x ^ 0x80808080u, raw.y ^ 0x80808080u};
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+#pragma unroll
+    for (int b = 0; b < 4; ++b) {
+      f[i * 4 + b] = __uint_as_float(__byte_perm(w[i], 0x4B000000u, 0x7650 + b)) - 8388736.0f;
+    }
+  }
+}
+__device__ __forceinline__ void Load8(const uint16_t* p, float (&f)[8]) {
+  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+  const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    f[2 * i] = Bf(w[i] & 0xffffu);
+    f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
+}
+__device__ __forceinline__ void Load8(const float* p, float (&f)[8]) {
+  const float4 a = reinterpret_cast<const float4*>(p)[0];
+  const float4 b = reinterpret_cast<const float4*>(p)[1];
+  f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+}
+
+// Sequence of token t: the largest s with query_start[s] <= t.
+__device__ __forceinline__ int FindSeq(const int32_t* query_start, int num_seqs, int t) {
+  int lo = 0, hi = num_seqs - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (query_start[mid] <= t) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
+template <int D>
+struct RowLayout {
+  static constexpr int kTpr = D / 8;        // lanes per row
+  static constexpr int kRpw = 32 / kTpr;    // rows per warp step
+  static constexpr int kChunk = kRpw * kUnroll;
+};
+
+// Per-thread online-softmax state for up to kMaxG heads over its 8 channels.
+struct SoftmaxState {
+  float m[kMaxG], l[kMaxG], acc[kMaxG][8];
+};
+
+// Processes rows [j0, j1) of one (token, kv head): fresh rows (kFresh) come from qkv,
+// others from the paged cache of element type T.
+template <int D, typename T, bool kFresh>
+__device__ __forceinline__ void ProcessRows(const AttnParams& p, int s, int g, int nh, int j0,
+                                            int j1, int fresh_row0, const float (&q)[kMaxG][8],
+                                            const float (&qoff)[kMaxG], SoftmaxState& st) {
+  using L = RowLayout<D>;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int r = lane / L::kTpr, c = lane % L::kTpr;
+  const int64_t qkv_stride = int64_t(p.Hq + 2 * p.Hkv) * D;
+  // Fresh rows in the C8 domain: k' = k / s_k + o_k, v' = v / s_v + o_v.
+  float kmul[8], kadd[8], vmul[8], vadd[8];
+#pragma unroll
+  for (int e = 0; e < 8; ++e) kmul[e] = vmul[e] = 1.0f, kadd[e] = vadd[e] = 0.0f;
+  if (kFresh && p.ks != nullptr) {
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int ch = g * D + c * 8 + e;
+      kmul[e] = 1.0f / p.ks[ch];
+      kadd[e] = p.ko[ch];
+      vmul[e] = 1.0f / p.vs[ch];
+      vadd[e] = p.vo[ch];
+    }
+  }
+  const int32_t* table = p.block_tables + int64_t(s) * p.max_blocks;
+  for (int cj = j0 + warp * L::kChunk; cj < j1; cj += kWarps * L::kChunk) {
+    float kf[kUnroll][8], vf[kUnroll][8];
+    bool valid[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      int j = cj + u * L::kRpw + r;
+      valid[u] = j < j1;
+      j = valid[u] ? j : j1 - 1;
+      if constexpr (kFresh) {
+        const uint16_t* row = p.qkv + int64_t(fresh_row0 + (j - j0)) * qkv_stride;
+        Load8(row + int64_t(p.Hq + g) * D + c * 8, kf[u]);
+        Load8(row + int64_t(p.Hq + p.Hkv + g) * D + c * 8, vf[u]);
+      } else {
+        const int block = table[j / p.block_size];
+        const int64_t off =
+            ((int64_t(block) * p.Hkv + g) * p.block_size + j % p.block_size) * D + c * 8;
+        Load8(static_cast<const T*>(p.kc) + off, kf[u]);
+        Load8(static_cast<const T*>(p.vc) + off, vf[u]);
+      }
+    }
+    if constexpr (kFresh) {
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          kf[u][e] = fmaf(kf[u][e], kmul[e], kadd[e]);
+          vf[u][e] = fmaf(vf[u][e], vmul[e], vadd[e]);
+        }
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kMaxG; ++i) {
+      if (i >= nh) break;
+      float sc[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        float d = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) d = fmaf(q[i][e], kf[u][e], d);
+#pragma unroll
+        for (int o = L::kTpr / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+        sc[u] = valid[u] ? d - qoff[i] : -INFINITY;
+      }
+      float mx = st.m[i];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) mx = fmaxf(mx, sc[u]);
+      const float alpha = exp2f(st.m[i] - mx);
+      st.m[i] = mx;
+      float ps[kUnroll], psum = 0.0f;
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) psum += (ps[u] = exp2f(sc[u] - mx));
+      st.l[i] = st.l[i] * alpha + psum;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        float a = st.acc[i][e] * alpha;
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) a = fmaf(ps[u], vf[u][e], a);
+        st.acc[i][e] = a;
+      }
+    }
+  }
+}
+
+template <int D, typename T>
+__global__ void __launch_bounds__(kThreads) SplitKvAttentionKernel(AttnParams p) {
+  using L = RowLayout<D>;
+  const int t = blockIdx.x;
+  const int g = blockIdx.y / p.head_chunks;
+  const int h0 = g * p.G + (blockIdx.y % p.head_chunks) * kMaxG;
+  const int nh = min(kMaxG, g * p.G + p.G - h0);
+  const int split = blockIdx.z;
+  const int s = FindSeq(p.query_start, p.num_seqs, t);
+  const int qstart = p.query_start[s];
+  if (p.skip_prefill && p.query_start[s + 1] - qstart > 1) return;
+  const int cached = p.num_cached[s];
+  const int ctx = cached + (t - qstart) + 1;
+  const int j0 = split * p.part_len;
+  const int j1 = min(ctx, j0 + p.part_len);
+  if (j0 >= j1) return;
+
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int r = lane / L::kTpr, c = lane % L::kTpr;
+  // q of this thread's 8 channels for each head, scaled into the cache domain.
+  float q[kMaxG][8], qoff[kMaxG];
+  const uint16_t* qrow = p.qkv + int64_t(t) * (p.Hq + 2 * p.Hkv) * D;
+  float ksc[8], kof[8];
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    ksc[e] = p.ks ? p.ks[g * D + c * 8 + e] : 1.0f;
+    kof[e] = p.ks ? p.ko[g * D + c * 8 + e] : 0.0f;
+  }
+#pragma unroll
+  for (int i = 0; i < kMaxG; ++i) {
+    float qf[8];
+    Load8(qrow + int64_t(min(h0 + i, h0 + nh - 1)) * D + c * 8, qf);
+    float off = 0.0f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      q[i][e] = qf[e] * p.scale_log2 * ksc[e];
+      off = fmaf(q[i][e], kof[e], off);
+    }
+#pragma unroll
+    for (int o = L::kTpr / 2; o > 0; o >>= 1) off += __shfl_xor_sync(0xffffffffu, off, o);
+    qoff[i] = off;
+  }
+  SoftmaxState st;
+#pragma unroll
+  for (int i = 0; i < kMaxG; ++i) {
+    st.m[i] = kNegBig;
+    st.l[i] = 0.0f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) st.acc[i][e] = 0.0f;
+  }
+  if (j0 < min(j1, cached)) {
+    ProcessRows<D, T, false>(p, s, g, nh, j0, min(j1, cached), 0, q, qoff, st);
+  }
+  if (max(j0, cached) < j1) {
+    const int f0 = max(j0, cached);
+    ProcessRows<D, T, true>(p, s, g, nh, f0, j1, qstart + (f0 - cached), q, qoff, st);
+  }
+
+  // Merge the row groups of a warp (lanes with equal c), then the warps through smem.
+#pragma unroll
+  for (int o = L::kTpr; o < 32; o <<= 1) {
+#pragma unroll
+    for (int i = 0; i < kMaxG; ++i) {
+      const float mo = __shfl_xor_sync(0xffffffffu, st.m[i], o);
+      const float lo = __shfl_xor_sync(0xffffffffu, st.l[i], o);
+      const float mx = fmaxf(st.m[i], mo);
+      const float a = exp2f(st.m[i] - mx), b = exp2f(mo - mx);
+      st.m[i] = mx;
+      st.l[i] = st.l[i] * a + lo * b;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const float ao = __shfl_xor_sync(0xffffffffu, st.acc[i][e], o);
+        st.acc[i][e] = st.acc[i][e] * a + ao * b;
+      }
+    }
+  }
+  __shared__ float sm_ml[kWarps][kMaxG][2];
+  __shared__ float sm_acc[kWarps][kMaxG][D];
+  if (r == 0) {
+#pragma unroll
+    for (int i = 0; i < kMaxG; ++i) {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) sm_acc[warp][i][c * 8 + e] = st.acc[i][e];
+      if (c == 0) {
+        sm_ml[warp][i][0] = st.m[i];
+        sm_ml[warp][i][1] = st.l[i];
+      }
+    }
+  }
+  __syncthreads();
+  for (int item = threadIdx.x; item < nh * D; item += kThreads) {
+    const int i = item / D, d = item % D;
+    float mx = kNegBig;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, sm_ml[w][i][0]);
+    float lsum = 0.0f, a = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float f = exp2f(sm_ml[w][i][0] - mx);
+      lsum += sm_ml[w][i][1] * f;
+      a += sm_acc[w][i][d] * f;
+    }
+    if (p.vs != nullptr) a = p.vs[g * D + d] * (a - p.vo[g * D + d] * lsum);
+    const int h = h0 + i;
+    if (p.num_splits == 1) {
+      p.out[(int64_t(t) * p.Hq + h) * D + d] = ToBf(a / lsum);
+    } else {
+      const int64_t pi = (int64_t(t) * p.Hq + h) * p.num_splits + split;
+      p.part_acc[pi * D + d] = a;
+      if (d == 0) {
+        p.part_ml[pi * 2] = mx;
+        p.part_ml[pi * 2 + 1] = lsum;
+      }
+    }
+  }
+}
+
+// Combines the splits of one (token, head): grid (T, Hq), D threads.
+__global__ void SplitKvReduceKernel(AttnParams p, int D) {
+  const int t = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
+  const int s = FindSeq(p.query_start, p.num_seqs, t);
+  const int qstart = p.query_start[s];
+  if (p.skip_prefill && p.query_start[s + 1] - qstart > 1) return;
+  const int ctx = p.num_cached[s] + (t - qstart) + 1;
+  const int n = (ctx + p.part_len - 1) / p.part_len;
+  const int64_t base = (int64_t(t) * p.Hq + h) * p.num_splits;
+  float mx = kNegBig;
+  for (int i = 0; i < n; ++i) mx = fmaxf(mx, p.part_ml[(base + i) * 2]);
+  float lsum = 0.0f, a = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    const float f = exp2f(p.part_ml[(base + i) * 2] - mx);
+    lsum += p.part_ml[(base + i) * 2 + 1] * f;
+    a += p.part_acc[(base + i) * D + d] * f;
+  }
+  p.out[(int64_t(t) * p.Hq + h) * D + d] = ToBf(a / lsum);
+}
+
+struct SplitPlan {
+  int splits = 1, part_len = 1;
+};
+
+SplitPlan PlanSplits(const AttentionMeta& meta, const AttentionShape& shape) {
+  int dev = 0, sms = 132;
+  if (cudaGetDevice(&dev) == cudaSuccess) {
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  }
+  const int head_chunks = (shape.num_heads / shape.num_kv_heads + kMaxG - 1) / kMaxG;
+  const int64_t work = int64_t(meta.num_tokens) * shape.num_kv_heads * head_chunks;
+  const int max_ctx = std::max(1, meta.max_context_len);
+  const int64_t target = int64_t(sms) * 8;
+  SplitPlan plan;
+  int64_t splits = 1;
+  if (work < target) splits = (target + work - 1) / work;
+  splits = std::min<int64_t>({splits, (max_ctx + 255) / 256, 512});
+  splits = std::max<int64_t>(splits, 1);
+  const int per = static_cast<int>((max_ctx + splits - 1) / splits);
+  plan.part_len = ((per + 63) / 64) * 64;
+  plan.splits = (max_ctx + plan.part_len - 1) / plan.part_len;
+  return plan;
+}
+
+template <int D, typename T>
+void LaunchTyped(const AttnParams& p, dim3 grid, cudaStream_t stream) {
+  SplitKvAttentionKernel<D, T><<<grid, kThreads, 0, stream>>>(p);
+}
+
+template <int D>
+void LaunchForDim(const AttnParams& p, KvDType dt, dim3 grid, cudaStream_t stream) {
+  switch (dt) {
+    case KvDType::kInt8: LaunchTyped<D, int8_t>(p, grid, stream); break;
+    case KvDType::kBF16: LaunchTyped<D, uint16_t>(p, grid, stream); break;
+    case KvDType::kF32: LaunchTyped<D, float>(p, grid, stream); break;
+  }
+}
+
+}  // namespace
+
+size_t PagedAttentionWorkspaceBytes(const AttentionMeta& meta, const AttentionShape& shape) {
+  const SplitPlan plan = PlanSplits(meta, shape);
+  if (plan.splits <= 1) return 0;
+  return size_t(meta.num_tokens) * shape.num_heads * plan.splits * (shape.head_dim + 2) * 4;
+}
+
+void LaunchPagedAttention(const uint16_t* qkv, const AttentionMeta& meta, const KvLayerView& cache,
+                          const AttentionShape& shape, uint16_t* out, void* workspace,
+                          cudaStream_t stream) {
+  if (meta.num_tokens <= 0) return;
+  bool skip_prefill = false;
+  if (meta.max_query_len > 1) {
+    skip_prefill = LaunchPrefillAttention(qkv, meta, cache, shape, out, stream);
+  }
+  const SplitPlan plan = PlanSplits(meta, shape);
+  AttnParams p{};
+  p.qkv = qkv;
+  p.out = out;
+  p.query_start = meta.query_start;
+  p.num_cached = meta.num_cached;
+  p.block_tables = meta.block_tables;
+  p.num_seqs = meta.num_seqs;
+  p.max_blocks = meta.max_blocks_per_seq;
+  p.block_size = meta.block_size;
+  p.Hq = shape.num_heads;
+  p.Hkv = shape.num_kv_heads;
+  p.G = shape.num_heads / shape.num_kv_heads;
+  p.head_chunks = (p.G + kMaxG - 1) / kMaxG;
+  p.scale_log2 = shape.scale * kLog2e;
+  p.kc = cache.k;
+  p.vc = cache.v;
+  if (cache.dtype == KvDType::kInt8) {
+    p.ks = cache.k_scale;
+    p.ko = cache.k_offset;
+    p.vs = cache.v_scale;
+    p.vo = cache.v_offset;
+  }
+  p.num_splits = plan.splits;
+  p.part_len = plan.part_len;
+  p.skip_prefill = skip_prefill ? 1 : 0;
+  const size_t parts = size_t(meta.num_tokens) * shape.num_heads * plan.splits;
+  p.part_ml = static_cast<float*>(workspace);
+  p.part_acc = plan.splits > 1 ? static_cast<float*>(workspace) + parts * 2 : nullptr;
+  dim3 grid(static_cast<unsigned>(meta.num_tokens), static_cast<unsigned>(p.Hkv * p.head_chunks),
+            static_cast<unsigned>(plan.splits));
+  if (shape.head_dim == 128) {
+    LaunchForDim<128>(p, cache.dtype, grid, stream);
+  } else {
+    LaunchForDim<64>(p, cache.dtype, grid, stream);
+  }
+  if (plan.splits > 1) {
+    dim3 rgrid(static_cast<unsigned>(meta.num_tokens), static_cast<unsigned>(p.Hq));
+    SplitKvReduceKernel<<<rgrid, shape.head_dim, 0, stream>>>(p, shape.head_dim);
+  }
+}
+
+}  // namespace c8::cuda
