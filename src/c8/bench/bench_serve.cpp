@@ -190,10 +190,11 @@ Result<BenchServeResult> RunBenchServe(const BenchServeOptions& opt, std::ostrea
   C8_ASSIGN_OR_RETURN(std::vector<RequestInput> inputs,
                       SampleRandomDataset(opt.dataset, tokenizer ? &*tokenizer : nullptr));
 
-  C8_ASSIGN_OR_RETURN(auto probe_sender, RequestSender::Create(cfg));
+  C8_RETURN_IF_ERROR(RequestSender::Create(cfg).status());
   C8_RETURN_IF_ERROR(BuildPayload(cfg, inputs[0]).status());
   if (opt.initial_test) {
     say("Starting initial single prompt test run...");
+    C8_ASSIGN_OR_RETURN(auto probe_sender, RequestSender::Create(cfg));
     RequestOutput test = probe_sender->Send(inputs[0]);
     if (!test.success) {
       return Error(

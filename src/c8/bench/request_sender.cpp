@@ -106,6 +106,8 @@ Result<std::unique_ptr<RequestSender>> RequestSender::Create(const EndpointConfi
     return Error("--base-url '" + cfg.base_url + "': cannot create an HTTP client for it");
   }
   s->client_->set_keep_alive(true);
+  // No compression: a compressed event stream reaches the client in bursts, not per token.
+  s->client_->set_decompress(false);
   SetTimeouts(s->client_.get(), cfg.timeout_s);
   return s;
 }
@@ -124,7 +126,9 @@ RequestOutput RequestSender::Send(const RequestInput& in) {
   httplib::Request req;
   req.method = "POST";
   req.path = path_;
-  req.headers = {{"Content-Type", "application/json"}, {"Accept", "text/event-stream"}};
+  req.headers = {{"Content-Type", "application/json"},
+                 {"Accept", "text/event-stream"},
+                 {"Accept-Encoding", "identity"}};
   if (!cfg_.api_key.empty()) req.headers.emplace("Authorization", "Bearer " + cfg_.api_key);
   req.body = payload->dump();
 

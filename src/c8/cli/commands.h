@@ -11,5 +11,8 @@ using Runner = std::function<int()>;
 
 Runner RegisterConvert(CLI::App& app);
 Runner RegisterGenerate(CLI::App& app);
+Runner RegisterCalibrate(CLI::App& app);
+Runner RegisterEval(CLI::App& app);
+Runner RegisterBenchServe(CLI::App& app);
 
 }  // namespace c8::cli

@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   auto add = [&](c8::cli::Runner r) { runners[app.get_subcommands({}).back()] = std::move(r); };
   add(c8::cli::RegisterConvert(app));
   add(c8::cli::RegisterGenerate(app));
+  add(c8::cli::RegisterCalibrate(app));
+  add(c8::cli::RegisterEval(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

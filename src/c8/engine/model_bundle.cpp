@@ -3,8 +3,40 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "c8/formats/c8_checkpoint.h"
+
 namespace c8 {
 namespace fs = std::filesystem;
+
+Result<std::vector<KvLayerConfig>> ResolveKvLayers(const std::string& model_dir,
+                                                   const ModelConfig& c, const std::string& want) {
+  if (want != "auto" && !ParseKvDType(want)) {
+    return Error("--kv-cache-dtype: unknown value '" + want + "' (auto, bf16, fp32, int8)");
+  }
+  C8Checkpoint ckpt;
+  ckpt.layers.resize(c.num_layers);
+  if (want == "auto" || want == "int8") {
+    C8_ASSIGN_OR_RETURN(WeightStore ws, WeightStore::Open(model_dir));
+    C8_ASSIGN_OR_RETURN(ckpt, LoadC8Checkpoint(model_dir, c, ws));
+  }
+  if (want == "int8" && !ckpt.present) {
+    return Error("--kv-cache-dtype int8: " + model_dir +
+                 " has no C8 scales (quant_model_description.json with kv_cache_type C8; "
+                 "make them with `c8 calibrate`)");
+  }
+  std::vector<KvLayerConfig> layers(c.num_layers);
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    KvLayerConfig& lc = layers[l];
+    if (ckpt.layers[l]) {
+      lc.dtype = KvDType::kInt8;
+      const C8LayerScales& s = *ckpt.layers[l];
+      lc.c8 = C8LayerParams{s.k_scale, s.k_offset, s.v_scale, s.v_offset};
+    } else {
+      lc.dtype = want == "fp32" ? KvDType::kF32 : KvDType::kBF16;
+    }
+  }
+  return layers;
+}
 
 Result<std::unique_ptr<ModelBundle>> ModelBundle::Load(const EngineOptions& o) {
   auto b = std::make_unique<ModelBundle>();
@@ -35,35 +67,24 @@ Result<std::unique_ptr<ModelBundle>> ModelBundle::Load(const EngineOptions& o) {
   }
   C8_ASSIGN_OR_RETURN(b->defaults, LoadGenerationDefaults(o.model_dir, config.eos_token_ids));
 
-  // KV cache: 16-bit by default; int8 needs C8 scales (quant_model_description.json).
-  KvDType dtype = KvDType::kBF16;
-  if (o.kv_cache_dtype != "auto") {
-    auto d = ParseKvDType(o.kv_cache_dtype);
-    if (!d) {
-      return Error("--kv-cache-dtype: unknown value '" + o.kv_cache_dtype +
-                   "' (auto, bf16, fp32, int8)");
-    }
-    dtype = *d;
-  }
-  if (dtype == KvDType::kInt8) {
-    return Error("--kv-cache-dtype int8: " + o.model_dir +
-                 " has no C8 scales (quant_model_description.json with kv_cache_type C8)");
-  }
   const ModelConfig& c = b->model->config();
+  C8_ASSIGN_OR_RETURN(std::vector<KvLayerConfig> layers,
+                      ResolveKvLayers(o.model_dir, c, o.kv_cache_dtype));
   KvCacheSpec spec;
   spec.num_layers = c.num_layers;
   spec.num_kv_heads = c.num_kv_heads;
   spec.head_dim = c.head_dim;
   spec.block_size = o.block_size;
-  const int64_t bytes_per_block =
-      2 * c.num_layers * spec.ElementsPerBlock() * static_cast<int64_t>(KvDTypeSize(dtype));
+  int64_t bytes_per_block = 0;
+  for (const auto& lc : layers) {
+    bytes_per_block += 2 * spec.ElementsPerBlock() * static_cast<int64_t>(KvDTypeSize(lc.dtype));
+  }
+  // One full context plus the null block, unless a memory size is given.
   int64_t want_blocks = (b->model->max_model_len() + spec.block_size - 1) / spec.block_size + 1;
   if (o.kv_cache_gib > 0) {
     want_blocks = static_cast<int64_t>(o.kv_cache_gib * (1ull << 30)) / bytes_per_block;
   }
   spec.num_blocks = want_blocks;
-  std::vector<KvLayerConfig> layers(c.num_layers);
-  for (auto& l : layers) l.dtype = dtype;
   C8_ASSIGN_OR_RETURN(b->kv_cache, KvCache::Create(*b->backend, spec, layers));
   return b;
 }

@@ -26,6 +26,12 @@ struct EngineOptions {
   ProgressFn progress;
 };
 
+// KV dtype of every layer: `want` is auto (the checkpoint's C8 layers int8, others bf16),
+// bf16, fp32 (all layers) or int8 (the checkpoint's C8 layers; an error without scales).
+Result<std::vector<KvLayerConfig>> ResolveKvLayers(const std::string& model_dir,
+                                                   const ModelConfig& config,
+                                                   const std::string& want);
+
 struct ModelBundle {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<DecoderModel> model;

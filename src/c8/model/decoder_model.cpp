@@ -1,6 +1,7 @@
 #include "c8/model/decoder_model.h"
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 
 #include "c8/model/rope.h"
@@ -220,6 +221,19 @@ Status DecoderModel::Forward(const ForwardBatch& b, KvCache& cache, std::vector<
     backend_.Linear(normed, L.qkv_w, c.attention_bias ? &L.qkv_b : nullptr, qkv);
     backend_.QkNormRope(qkv, dev + o_pos, c.qk_norm ? &L.q_norm : nullptr,
                         c.qk_norm ? &L.k_norm : nullptr, eps, rope_, shape);
+    if (kv_observer_) {
+      const int64_t q = c.q_size(), kvs = c.kv_size();
+      observe_qkv_.resize(static_cast<size_t>(T * QKV));
+      backend_.ToHostF32(qkv, observe_qkv_.data());
+      observe_k_.resize(static_cast<size_t>(T * kvs));
+      observe_v_.resize(static_cast<size_t>(T * kvs));
+      for (int64_t t = 0; t < T; ++t) {
+        const float* row = observe_qkv_.data() + t * QKV;
+        std::copy(row + q, row + q + kvs, observe_k_.data() + t * kvs);
+        std::copy(row + q + kvs, row + q + 2 * kvs, observe_v_.data() + t * kvs);
+      }
+      kv_observer_(l, observe_k_.data(), observe_v_.data(), T);
+    }
     KvLayerView& kv = cache.layer(l);
     backend_.WriteKvCache(qkv, meta, shape, kv);
     backend_.Attention(qkv, meta, kv, shape, attn);

@@ -2,6 +2,7 @@
 // written only against the Backend op interface.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,11 @@ class DecoderModel {
   Backend& backend() { return backend_; }
   int64_t WeightBytes() const { return weight_bytes_; }
 
+  // Calibration hook: called per layer with this step's K and V after RoPE and QK-norm,
+  // on the host: k, v (T, num_kv_heads * head_dim) fp32. Slows the forward pass.
+  using KvObserver = std::function<void(int64_t layer, const float* k, const float* v, int64_t T)>;
+  void SetKvObserver(KvObserver observer) { kv_observer_ = std::move(observer); }
+
   // Runs one step over batch: writes every new token's K/V to its slot in `cache` and
   // returns fp32 logits (R, vocab) of the requested rows in `logits`.
   Status Forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits);
@@ -62,6 +68,8 @@ class DecoderModel {
   Tensor embed_, final_norm_, lm_head_, rope_;
   std::vector<Layer> layers_;
   std::vector<void*> owned_;
+  KvObserver kv_observer_;
+  std::vector<float> observe_qkv_, observe_k_, observe_v_;
   // Scratch, grown on demand.
   int64_t scratch_tokens_ = 0, scratch_rows_ = 0;
   void *hidden_ = nullptr, *residual_ = nullptr, *normed_ = nullptr, *qkv_ = nullptr,

@@ -38,8 +38,12 @@ struct CudaBackendState {
 
 namespace {
 
-bool IsBf16(const Tensor& t) { return t.dtype == DType::kBF16; }
-uint16_t* Bf16Ptr(const Tensor& t) { return static_cast<uint16_t*>(t.data); }
+bool IsBf16(const Tensor& t) {
+  return t.dtype == DType::kBF16;
+}
+uint16_t* Bf16Ptr(const Tensor& t) {
+  return static_cast<uint16_t*>(t.data);
+}
 
 }  // namespace
 
@@ -81,8 +85,12 @@ CudaBackend::~CudaBackend() {
   cudaStreamDestroy(s_->stream);
 }
 
-Status CudaBackend::status() const { return s_->error; }
-void* CudaBackend::stream() const { return s_->stream; }
+Status CudaBackend::status() const {
+  return s_->error;
+}
+void* CudaBackend::stream() const {
+  return s_->stream;
+}
 
 void* CudaBackend::Malloc(size_t bytes) {
   void* p = nullptr;
@@ -118,7 +126,9 @@ void CudaBackend::Memset(void* dst, int value, size_t bytes) {
   s_->Check(cudaMemsetAsync(dst, value, bytes, s_->stream), "memset");
 }
 
-void CudaBackend::Synchronize() { s_->Check(cudaStreamSynchronize(s_->stream), "synchronize"); }
+void CudaBackend::Synchronize() {
+  s_->Check(cudaStreamSynchronize(s_->stream), "synchronize");
+}
 
 Result<Tensor> CudaBackend::UploadWeight(const void* src, DType src_dtype,
                                          std::initializer_list<int64_t> shape) {
@@ -132,8 +142,8 @@ Result<Tensor> CudaBackend::UploadWeight(const void* src, DType src_dtype,
   void* dst = nullptr;
   if (cudaMalloc(&dst, static_cast<size_t>(n) * 2 + 16) != cudaSuccess) {
     cudaGetLastError();
-    return Error("cuda backend: out of device memory uploading a weight of " +
-                 std::to_string(n) + " elements");
+    return Error("cuda backend: out of device memory uploading a weight of " + std::to_string(n) +
+                 " elements");
   }
   if (src_dtype == DType::kBF16) {
     if (cudaMemcpyAsync(dst, src, src_bytes, cudaMemcpyHostToDevice, s_->stream) != cudaSuccess) {
@@ -236,9 +246,9 @@ void CudaBackend::QkNormRope(Tensor& qkv, const int32_t* positions, const Tensor
     return s_->Fail("QkNormRope: q_norm and k_norm dtypes differ");
   }
   cuda::LaunchQkNormRope(Bf16Ptr(qkv), positions, q_norm ? q_norm->data : nullptr,
-                         k_norm ? k_norm->data : nullptr, norm_f32, eps,
-                         rope_cos_sin.as<float>(), qkv.dim(0), shape.num_heads,
-                         shape.num_kv_heads, shape.head_dim, s_->stream);
+                         k_norm ? k_norm->data : nullptr, norm_f32, eps, rope_cos_sin.as<float>(),
+                         qkv.dim(0), shape.num_heads, shape.num_kv_heads, shape.head_dim,
+                         s_->stream);
   s_->CheckLaunch("QkNormRope");
 }
 

@@ -9,7 +9,9 @@ namespace c8::cuda {
 
 namespace {
 
-__device__ __forceinline__ float Bf(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
+__device__ __forceinline__ float Bf(uint16_t h) {
+  return __uint_as_float(uint32_t(h) << 16);
+}
 __device__ __forceinline__ uint16_t ToBf(float f) {
   return __bfloat16_as_ushort(__float2bfloat16_rn(f));
 }
@@ -28,10 +30,18 @@ __global__ void ConvertKernel(const void* src, int kind, int64_t n, uint16_t* ds
        i += int64_t(gridDim.x) * blockDim.x) {
     float f;
     switch (kind) {
-      case 0: f = static_cast<const float*>(src)[i]; break;
-      case 1: f = __half2float(__ushort_as_half(static_cast<const uint16_t*>(src)[i])); break;
-      case 2: dst[i] = static_cast<const uint16_t*>(src)[i]; continue;
-      default: f = static_cast<float>(static_cast<const double*>(src)[i]); break;
+      case 0:
+        f = static_cast<const float*>(src)[i];
+        break;
+      case 1:
+        f = __half2float(__ushort_as_half(static_cast<const uint16_t*>(src)[i]));
+        break;
+      case 2:
+        dst[i] = static_cast<const uint16_t*>(src)[i];
+        continue;
+      default:
+        f = static_cast<float>(static_cast<const double*>(src)[i]);
+        break;
     }
     dst[i] = ToBf(f);
   }
@@ -141,8 +151,8 @@ void LaunchBf16ToF32(const uint16_t* src, int64_t n, float* dst, cudaStream_t st
   Bf16ToF32Kernel<<<GridFor(n, 256), 256, 0, stream>>>(src, n, dst);
 }
 
-void LaunchEmbedding(const void* table, const int32_t* ids, int64_t T, int64_t row_bytes,
-                     void* out, cudaStream_t stream) {
+void LaunchEmbedding(const void* table, const int32_t* ids, int64_t T, int64_t row_bytes, void* out,
+                     cudaStream_t stream) {
   LaunchGatherRows(table, ids, T, row_bytes, out, stream);
 }
 

@@ -20,8 +20,8 @@ void LaunchConvertToBf16(const void* src, DType src_dtype, int64_t n, uint16_t* 
 void LaunchBf16ToF32(const uint16_t* src, int64_t n, float* dst, cudaStream_t stream);
 
 // out (T, H) = table (V, H) rows ids (T). Rows are copied as bytes (row_bytes each).
-void LaunchEmbedding(const void* table, const int32_t* ids, int64_t T, int64_t row_bytes,
-                     void* out, cudaStream_t stream);
+void LaunchEmbedding(const void* table, const int32_t* ids, int64_t T, int64_t row_bytes, void* out,
+                     cudaStream_t stream);
 // out (R, H) = x rows `rows` (R), row_bytes per row.
 void LaunchGatherRows(const void* x, const int32_t* rows, int64_t R, int64_t row_bytes, void* out,
                       cudaStream_t stream);
@@ -43,8 +43,8 @@ void LaunchAddBias(void* y, bool y_f32, const void* bias, bool bias_f32, int64_t
 // (q_norm, k_norm (D), bf16 or fp32 per norm_f32, may be null), then rotate-half RoPE with
 // cos_sin (max_pos, D) fp32 = [cos (D/2) | sin (D/2)] at positions (T).
 void LaunchQkNormRope(uint16_t* qkv, const int32_t* positions, const void* q_norm,
-                      const void* k_norm, bool norm_f32, float eps, const float* cos_sin,
-                      int64_t T, int32_t Hq, int32_t Hkv, int32_t D, cudaStream_t stream);
+                      const void* k_norm, bool norm_f32, float eps, const float* cos_sin, int64_t T,
+                      int32_t Hq, int32_t Hkv, int32_t D, cudaStream_t stream);
 
 // Writes k and v of qkv (T, (Hq + 2 Hkv) D) bf16 into cache slots meta.slot_mapping (T),
 // converting to the cache dtype (int8: C8 quantization, round half to even, clamp).

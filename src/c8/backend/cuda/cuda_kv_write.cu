@@ -9,7 +9,9 @@ namespace c8::cuda {
 
 namespace {
 
-__device__ __forceinline__ float Bf(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
+__device__ __forceinline__ float Bf(uint16_t h) {
+  return __uint_as_float(uint32_t(h) << 16);
+}
 
 __device__ __forceinline__ int8_t QuantizeC8(float x, float scale, float offset) {
   float r = rintf(__fdiv_rn(x, scale) + offset);  // rintf: round half to even
@@ -36,8 +38,12 @@ __global__ void WriteKvKernel(const uint16_t* qkv, const int32_t* slot_mapping, 
     const uint16_t bits = src[int64_t(Hq + (is_v ? Hkv : 0) + g) * D + d];
     void* base = is_v ? vc : kc;
     switch (dtype) {
-      case 0: static_cast<float*>(base)[row + d] = Bf(bits); break;
-      case 1: static_cast<uint16_t*>(base)[row + d] = bits; break;
+      case 0:
+        static_cast<float*>(base)[row + d] = Bf(bits);
+        break;
+      case 1:
+        static_cast<uint16_t*>(base)[row + d] = bits;
+        break;
       default: {
         const int c = g * D + d;
         const float s = is_v ? v_scale[c] : k_scale[c];
@@ -56,10 +62,9 @@ void LaunchWriteKvCache(const uint16_t* qkv, const AttentionMeta& meta, const At
   const int dtype = cache.dtype == KvDType::kF32 ? 0 : cache.dtype == KvDType::kBF16 ? 1 : 2;
   dim3 grid(static_cast<unsigned>(meta.num_tokens), static_cast<unsigned>(shape.num_kv_heads));
   const int threads = shape.head_dim * 2 >= 256 ? 256 : 128;
-  WriteKvKernel<<<grid, threads, 0, stream>>>(qkv, meta.slot_mapping, shape.num_heads,
-                                              shape.num_kv_heads, shape.head_dim, meta.block_size,
-                                              dtype, cache.k, cache.v, cache.k_scale,
-                                              cache.k_offset, cache.v_scale, cache.v_offset);
+  WriteKvKernel<<<grid, threads, 0, stream>>>(
+      qkv, meta.slot_mapping, shape.num_heads, shape.num_kv_heads, shape.head_dim, meta.block_size,
+      dtype, cache.k, cache.v, cache.k_scale, cache.k_offset, cache.v_scale, cache.v_offset);
 }
 
 }  // namespace c8::cuda

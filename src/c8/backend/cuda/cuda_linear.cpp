@@ -8,7 +8,8 @@ namespace {
 
 Status LtCheck(cublasStatus_t st, const char* what) {
   if (st == CUBLAS_STATUS_SUCCESS) return Status::Ok();
-  return Error(std::string("cuBLASLt ") + what + ": status " + std::to_string(static_cast<int>(st)));
+  return Error(std::string("cuBLASLt ") + what + ": status " +
+               std::to_string(static_cast<int>(st)));
 }
 
 }  // namespace
@@ -45,10 +46,12 @@ Result<CublasLtGemm::Plan*> CublasLtGemm::GetPlan(int64_t T, int64_t N, int64_t 
   C8_RETURN_IF_ERROR(
       LtCheck(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "desc"));
   cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-  C8_RETURN_IF_ERROR(LtCheck(
-      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)), "transa"));
-  C8_RETURN_IF_ERROR(LtCheck(
-      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)), "transb"));
+  C8_RETURN_IF_ERROR(
+      LtCheck(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)),
+              "transa"));
+  C8_RETURN_IF_ERROR(
+      LtCheck(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)),
+              "transb"));
   C8_RETURN_IF_ERROR(LtCheck(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, K, N, K), "layout A"));
   C8_RETURN_IF_ERROR(LtCheck(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, K, T, K), "layout B"));
   C8_RETURN_IF_ERROR(LtCheck(

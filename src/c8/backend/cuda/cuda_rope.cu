@@ -7,7 +7,9 @@ namespace c8::cuda {
 
 namespace {
 
-__device__ __forceinline__ float Bf(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
+__device__ __forceinline__ float Bf(uint16_t h) {
+  return __uint_as_float(uint32_t(h) << 16);
+}
 __device__ __forceinline__ uint16_t ToBf(float f) {
   return __bfloat16_as_ushort(__float2bfloat16_rn(f));
 }
@@ -20,8 +22,8 @@ constexpr int kMaxPairsPerLane = 4;  // head_dim <= 256
 // One warp per (token, head) over the Hq + Hkv q and k heads; lane owns pairs
 // (i, i + D/2) for i = lane + 32 j.
 __global__ void QkNormRopeKernel(uint16_t* qkv, const int32_t* positions, const void* q_norm,
-                                 const void* k_norm, bool norm_f32, float eps,
-                                 const float* cos_sin, int64_t T, int Hq, int Hkv, int D) {
+                                 const void* k_norm, bool norm_f32, float eps, const float* cos_sin,
+                                 int64_t T, int Hq, int Hkv, int D) {
   const int64_t item = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
   const int heads = Hq + Hkv;
   if (item >= T * heads) return;
@@ -70,8 +72,8 @@ __global__ void QkNormRopeKernel(uint16_t* qkv, const int32_t* positions, const 
 }  // namespace
 
 void LaunchQkNormRope(uint16_t* qkv, const int32_t* positions, const void* q_norm,
-                      const void* k_norm, bool norm_f32, float eps, const float* cos_sin,
-                      int64_t T, int32_t Hq, int32_t Hkv, int32_t D, cudaStream_t stream) {
+                      const void* k_norm, bool norm_f32, float eps, const float* cos_sin, int64_t T,
+                      int32_t Hq, int32_t Hkv, int32_t D, cudaStream_t stream) {
   const int64_t items = T * (Hq + Hkv);
   if (items <= 0) return;
   const int warps = 4;

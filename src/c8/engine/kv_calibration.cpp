@@ -1,0 +1,118 @@
+#include "c8/engine/kv_calibration.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace c8 {
+
+void KvRangeStats::Init(int64_t layers, int64_t channels) {
+  const float inf = std::numeric_limits<float>::infinity();
+  k_min.assign(layers, std::vector<float>(channels, inf));
+  v_min.assign(layers, std::vector<float>(channels, inf));
+  k_max.assign(layers, std::vector<float>(channels, -inf));
+  v_max.assign(layers, std::vector<float>(channels, -inf));
+  tokens = 0;
+}
+
+void KvRangeStats::Observe(int64_t layer, const float* k, const float* v, int64_t T,
+                           int64_t channels) {
+  auto& kmn = k_min[layer];
+  auto& kmx = k_max[layer];
+  auto& vmn = v_min[layer];
+  auto& vmx = v_max[layer];
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t c = 0; c < channels; ++c) {
+      const float kx = k[t * channels + c], vx = v[t * channels + c];
+      kmn[c] = std::min(kmn[c], kx);
+      kmx[c] = std::max(kmx[c], kx);
+      vmn[c] = std::min(vmn[c], vx);
+      vmx[c] = std::max(vmx[c], vx);
+    }
+  }
+  if (layer == 0) tokens += T;
+}
+
+namespace {
+void OneRange(float mn, float mx, bool symmetric, float& scale, float& offset) {
+  constexpr float kTiny = 1e-8f;
+  if (!std::isfinite(mn) || !std::isfinite(mx)) mn = mx = 0.0f;
+  if (symmetric) {
+    scale = std::max(std::max(std::fabs(mn), std::fabs(mx)) / 127.0f, kTiny);
+    offset = 0.0f;
+  } else {
+    scale = std::max((mx - mn) / 255.0f, kTiny);
+    offset = -128.0f - mn / scale;
+  }
+}
+}  // namespace
+
+C8LayerScales ScalesFromRange(const std::vector<float>& k_min, const std::vector<float>& k_max,
+                              const std::vector<float>& v_min, const std::vector<float>& v_max,
+                              bool symmetric) {
+  C8LayerScales s;
+  const size_t n = k_min.size();
+  s.k_scale.resize(n);
+  s.k_offset.resize(n);
+  s.v_scale.resize(n);
+  s.v_offset.resize(n);
+  for (size_t c = 0; c < n; ++c) {
+    OneRange(k_min[c], k_max[c], symmetric, s.k_scale[c], s.k_offset[c]);
+    OneRange(v_min[c], v_max[c], symmetric, s.v_scale[c], s.v_offset[c]);
+  }
+  return s;
+}
+
+Result<std::vector<C8LayerScales>> CalibrateKv(ModelBundle& bundle,
+                                               const std::vector<int32_t>& all_tokens,
+                                               const CalibrationOptions& o,
+                                               KvRangeStats* stats_out) {
+  DecoderModel& model = *bundle.model;
+  const ModelConfig& c = model.config();
+  const int64_t channels = c.num_kv_heads * c.head_dim;
+  std::vector<int32_t> tokens = all_tokens;
+  if (o.max_tokens > 0 && static_cast<int64_t>(tokens.size()) > o.max_tokens) {
+    tokens.resize(o.max_tokens);
+  }
+  if (tokens.empty()) return Error("calibration text produced no tokens");
+  const int64_t seq_len = std::min<int64_t>(o.seq_len, model.max_model_len());
+  const int64_t bs = bundle.kv_cache->spec().block_size;
+  if (bundle.kv_cache->spec().num_blocks * bs < seq_len) {
+    return Error("KV cache too small for --seq-len " + std::to_string(seq_len));
+  }
+  KvRangeStats stats;
+  stats.Init(c.num_layers, channels);
+  model.SetKvObserver([&](int64_t layer, const float* k, const float* v, int64_t T) {
+    stats.Observe(layer, k, v, T, channels);
+  });
+  const int64_t num_seqs = (static_cast<int64_t>(tokens.size()) + seq_len - 1) / seq_len;
+  std::vector<float> logits;
+  Status st;
+  for (int64_t s = 0; s < num_seqs && st.ok(); ++s) {
+    const int64_t begin = s * seq_len;
+    const int64_t n = std::min<int64_t>(seq_len, static_cast<int64_t>(tokens.size()) - begin);
+    ForwardBatch b;
+    for (int64_t i = 0; i < n; ++i) {
+      b.token_ids.push_back(tokens[begin + i]);
+      b.positions.push_back(static_cast<int32_t>(i));
+      b.slot_mapping.push_back(static_cast<int32_t>(bs + i));  // blocks 1.. (0 is null)
+    }
+    b.query_start = {0, static_cast<int32_t>(n)};
+    b.num_cached = {0};
+    b.max_blocks_per_seq = static_cast<int32_t>((n + bs - 1) / bs);
+    for (int32_t i = 0; i < b.max_blocks_per_seq; ++i) b.block_tables.push_back(1 + i);
+    st = model.Forward(b, *bundle.kv_cache, logits);
+    if (o.progress) o.progress(s + 1, num_seqs, "calibrating");
+  }
+  model.SetKvObserver(nullptr);
+  C8_RETURN_IF_ERROR(st);
+  std::vector<C8LayerScales> out;
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    out.push_back(ScalesFromRange(stats.k_min[l], stats.k_max[l], stats.v_min[l], stats.v_max[l],
+                                  o.symmetric));
+  }
+  if (stats_out) *stats_out = std::move(stats);
+  return out;
+}
+
+}  // namespace c8

@@ -1,0 +1,111 @@
+#include "c8/engine/kv_eval.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace c8 {
+
+namespace {
+// log_softmax of one row into out (double for stable KL sums).
+void LogSoftmax(const float* x, int64_t n, std::vector<double>& out) {
+  out.resize(n);
+  double mx = x[0];
+  for (int64_t i = 1; i < n; ++i) mx = std::max(mx, static_cast<double>(x[i]));
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(x[i] - mx);
+  const double lse = mx + std::log(sum);
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] - lse;
+}
+}  // namespace
+
+Result<KvEvalResult> EvaluateKv(DecoderModel& model, const std::vector<KvLayerConfig>& ref_layers,
+                                const std::vector<KvLayerConfig>& test_layers,
+                                const std::vector<int32_t>& all_tokens, const KvEvalOptions& o) {
+  const ModelConfig& c = model.config();
+  std::vector<int32_t> tokens = all_tokens;
+  if (o.max_tokens > 0 && static_cast<int64_t>(tokens.size()) > o.max_tokens) {
+    tokens.resize(o.max_tokens);
+  }
+  const int64_t W = std::min<int64_t>(o.window, model.max_model_len());
+  if (static_cast<int64_t>(tokens.size()) < 2 || W < 2) return Error("eval text is too short");
+  const int64_t num_windows = (static_cast<int64_t>(tokens.size()) + W - 1) / W;
+  const int64_t S = std::max<int64_t>(1, std::min(o.parallel, num_windows));
+  const int64_t bs = 16;
+  const int64_t blocks_per_window = (W + bs - 1) / bs;
+  KvCacheSpec spec;
+  spec.num_layers = c.num_layers;
+  spec.num_kv_heads = c.num_kv_heads;
+  spec.head_dim = c.head_dim;
+  spec.block_size = bs;
+  spec.num_blocks = 1 + S * blocks_per_window;
+  C8_ASSIGN_OR_RETURN(auto ref_cache, KvCache::Create(model.backend(), spec, ref_layers));
+  C8_ASSIGN_OR_RETURN(auto test_cache, KvCache::Create(model.backend(), spec, test_layers));
+
+  const int64_t V = c.vocab_size;
+  double nll_ref = 0, nll_test = 0, kl = 0;
+  int64_t agree = 0, scored = 0;
+  std::vector<float> logits_ref, logits_test;
+  std::vector<double> lr, lt;
+  const int64_t groups = (num_windows + S - 1) / S;
+  const int64_t total_steps = groups * W;
+  int64_t steps_done = 0;
+  for (int64_t g = 0; g < groups; ++g) {
+    // Windows of this group and their lengths.
+    std::vector<int64_t> start, len;
+    for (int64_t s = 0; s < S; ++s) {
+      const int64_t w = g * S + s;
+      if (w >= num_windows) break;
+      start.push_back(w * W);
+      len.push_back(std::min<int64_t>(W, static_cast<int64_t>(tokens.size()) - w * W));
+    }
+    for (int64_t t = 0; t + 1 < W; ++t) {
+      ForwardBatch b;
+      std::vector<int64_t> seq_of_row;
+      b.query_start.push_back(0);
+      b.max_blocks_per_seq = static_cast<int32_t>(blocks_per_window);
+      for (size_t s = 0; s < start.size(); ++s) {
+        if (t + 1 >= len[s]) continue;  // nothing left to predict in this window
+        b.token_ids.push_back(tokens[start[s] + t]);
+        b.positions.push_back(static_cast<int32_t>(t));
+        const int32_t first_block = static_cast<int32_t>(1 + s * blocks_per_window);
+        b.slot_mapping.push_back(static_cast<int32_t>((first_block + t / bs) * bs + t % bs));
+        b.num_cached.push_back(static_cast<int32_t>(t));
+        for (int64_t k = 0; k < blocks_per_window; ++k) {
+          b.block_tables.push_back(static_cast<int32_t>(first_block + k));
+        }
+        b.logits_rows.push_back(b.num_tokens() - 1);
+        b.query_start.push_back(b.num_tokens());
+        seq_of_row.push_back(static_cast<int64_t>(s));
+      }
+      if (b.token_ids.empty()) break;
+      C8_RETURN_IF_ERROR(model.Forward(b, *ref_cache, logits_ref));
+      C8_RETURN_IF_ERROR(model.Forward(b, *test_cache, logits_test));
+      for (size_t r = 0; r < seq_of_row.size(); ++r) {
+        const int64_t s = seq_of_row[r];
+        const int32_t target = tokens[start[s] + t + 1];
+        LogSoftmax(logits_ref.data() + r * V, V, lr);
+        LogSoftmax(logits_test.data() + r * V, V, lt);
+        nll_ref -= lr[target];
+        nll_test -= lt[target];
+        double k = 0;
+        for (int64_t i = 0; i < V; ++i) k += std::exp(lr[i]) * (lr[i] - lt[i]);
+        kl += k;
+        agree += std::max_element(lr.begin(), lr.end()) - lr.begin() ==
+                 std::max_element(lt.begin(), lt.end()) - lt.begin();
+        ++scored;
+      }
+      if (o.progress) o.progress(++steps_done, total_steps, "evaluating");
+    }
+    steps_done = (g + 1) * W;
+  }
+  KvEvalResult r;
+  r.tokens_scored = scored;
+  r.ppl_ref = std::exp(nll_ref / scored);
+  r.ppl_test = std::exp(nll_test / scored);
+  r.ppl_increase_pct = 100.0 * (r.ppl_test / r.ppl_ref - 1.0);
+  r.mean_kl = kl / scored;
+  r.top1_agreement = static_cast<double>(agree) / scored;
+  return r;
+}
+
+}  // namespace c8

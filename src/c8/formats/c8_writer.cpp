@@ -1,0 +1,103 @@
+#include "c8/formats/c8_writer.h"
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "c8/formats/safetensors_writer.h"
+
+namespace c8 {
+namespace fs = std::filesystem;
+
+namespace {
+const char* kScalesFile = "kv_cache_scales.safetensors";
+
+Status WriteJson(const fs::path& path, const nlohmann::ordered_json& j) {
+  std::ofstream out(path);
+  out << j.dump(2) << "\n";
+  if (!out) return Error(path.string() + ": cannot write");
+  return Status::Ok();
+}
+}  // namespace
+
+Status WriteC8ModelDir(const std::string& src_dir, const std::string& out_dir,
+                       const WeightStore& ws, const std::vector<C8LayerScales>& scales,
+                       const std::map<std::string, std::string>& metadata) {
+  std::error_code ec;
+  const fs::path src = fs::absolute(src_dir), out = fs::path(out_dir);
+  if (fs::exists(out) && !fs::is_empty(out, ec)) {
+    return Error(out_dir + ": output directory exists and is not empty");
+  }
+  if (fs::equivalent(src, out, ec)) return Error(out_dir + ": must differ from the source directory");
+  fs::create_directories(out, ec);
+  if (ec) return Error(out_dir + ": cannot create: " + ec.message());
+
+  const std::set<std::string> regenerated = {"quant_model_description.json", kScalesFile,
+                                             "model.safetensors.index.json",
+                                             "quant_model_weights.safetensors.index.json"};
+  for (const auto& e : fs::directory_iterator(src, ec)) {
+    const std::string name = e.path().filename().string();
+    if (!e.is_regular_file() || regenerated.count(name)) continue;
+    fs::create_symlink(fs::canonical(e.path()), out / name, ec);
+    if (ec) return Error((out / name).string() + ": cannot link: " + ec.message());
+  }
+
+  // The C8 tensors.
+  std::vector<SafetensorsTensorSpec> specs;
+  std::vector<const std::vector<float>*> data;
+  for (size_t l = 0; l < scales.size(); ++l) {
+    const C8LayerScales& s = scales[l];
+    const std::pair<std::string, const std::vector<float>*> parts[] = {
+        {C8TensorName(l, 'k', "scale"), &s.k_scale},
+        {C8TensorName(l, 'k', "offset"), &s.k_offset},
+        {C8TensorName(l, 'v', "scale"), &s.v_scale},
+        {C8TensorName(l, 'v', "offset"), &s.v_offset}};
+    for (const auto& [name, vec] : parts) {
+      specs.push_back({name, SafetensorsDtype::kF32, {static_cast<int64_t>(vec->size())}});
+      data.push_back(vec);
+    }
+  }
+  std::vector<SafetensorsTensorSpec> specs_copy = specs;
+  C8_ASSIGN_OR_RETURN(SafetensorsWriter w,
+                      SafetensorsWriter::Create((out / kScalesFile).string(), std::move(specs_copy),
+                                                metadata));
+  for (size_t i = 0; i < specs.size(); ++i) {
+    C8_RETURN_IF_ERROR(w.WriteTensor(specs[i].name, data[i]->data(), data[i]->size() * 4));
+  }
+  C8_RETURN_IF_ERROR(w.Finish());
+
+  // Index and description.
+  std::set<std::string> c8_names;
+  for (const auto& s : specs) c8_names.insert(s.name);
+  nlohmann::ordered_json index;
+  int64_t total = 0;
+  nlohmann::ordered_json map = nlohmann::ordered_json::object();
+  nlohmann::ordered_json desc;
+  desc["model_quant_type"] = "FLOAT";
+  desc["version"] = "1.0.0";
+  desc["kv_cache_type"] = "C8";
+  desc["group_size"] = 0;
+  nlohmann::ordered_json md = nlohmann::ordered_json::object();
+  for (const auto& [k, v] : metadata) md[k] = v;
+  desc["metadata"] = md;
+  desc["optional"] = nlohmann::ordered_json::object();
+  for (const auto& [name, tv] : ws.tensors()) {
+    if (c8_names.count(name)) continue;  // replaced by the new scales
+    map[name] = fs::path(tv.file).filename().string();
+    desc[name] = "FLOAT";
+    total += static_cast<int64_t>(tv.nbytes);
+  }
+  for (const auto& s : specs) {
+    map[s.name] = kScalesFile;
+    desc[s.name] = "C8";
+    total += s.shape[0] * 4;
+  }
+  index["metadata"] = {{"total_size", total}};
+  index["weight_map"] = map;
+  C8_RETURN_IF_ERROR(WriteJson(out / "model.safetensors.index.json", index));
+  C8_RETURN_IF_ERROR(WriteJson(out / "quant_model_description.json", desc));
+  return Status::Ok();
+}
+
+}  // namespace c8
