@@ -84,7 +84,7 @@ TEST(Metrics, OutputLengthFallsBackToTokenCounter) {
 TEST(Metrics, NumpyPercentilesAndMedian) {
   std::vector<double> v = {10, 1, 9, 2, 8, 3, 7, 4, 6, 5};  // 1..10 shuffled
   EXPECT_DOUBLE_EQ(Percentile(v, 50), 5.5);
-  EXPECT_DOUBLE_EQ(Percentile(v, 90), 9.1);  // rank 8.1
+  EXPECT_DOUBLE_EQ(Percentile(v, 90), 9.1);   // rank 8.1
   EXPECT_DOUBLE_EQ(Percentile(v, 99), 9.91);  // rank 8.91
   EXPECT_DOUBLE_EQ(Percentile(v, 0), 1);
   EXPECT_DOUBLE_EQ(Percentile(v, 100), 10);

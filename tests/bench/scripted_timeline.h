@@ -22,8 +22,9 @@ inline std::string UsageChunk(int prompt, int completion) {
 
 // A request sent at `start` whose token chunks arrive at `chunk_times`, then (optionally) a
 // usage chunk, then [DONE].
-inline RequestOutput Scripted(double start, int64_t dataset_prompt_len, std::vector<double> chunk_times,
-                       int usage_prompt, int usage_completion) {
+inline RequestOutput Scripted(double start, int64_t dataset_prompt_len,
+                              std::vector<double> chunk_times, int usage_prompt,
+                              int usage_completion) {
   RequestOutput out;
   out.start_time = start;
   out.prompt_len = dataset_prompt_len;

@@ -51,7 +51,9 @@ std::string WithCrLf(const std::string& s) {
   return o;
 }
 
-TEST(SseParser, WholeBody) { EXPECT_EQ(FeedPieces(kStream, {}), kPayloads); }
+TEST(SseParser, WholeBody) {
+  EXPECT_EQ(FeedPieces(kStream, {}), kPayloads);
+}
 
 TEST(SseParser, EverySingleSplitPoint) {
   const std::string s = kStream;
@@ -128,10 +130,13 @@ TEST(StreamAccumulator, ChatDeltas) {
   out.start_time = 1.0;
   StreamAccumulator acc(&out);
   // vLLM's chat stream starts with a role-only delta: it already counts for TTFT.
-  EXPECT_TRUE(acc.Consume(R"({"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]})", 1.5));
+  EXPECT_TRUE(
+      acc.Consume(R"({"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]})", 1.5));
   EXPECT_TRUE(acc.Consume(R"({"choices":[{"index":0,"delta":{"content":"Hi"}}]})", 1.75));
-  EXPECT_TRUE(acc.Consume(R"({"choices":[{"index":0,"delta":{"content":"!"},"finish_reason":"stop"}]})", 2.0));
-  EXPECT_TRUE(acc.Consume(R"({"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}})", 2.5));
+  EXPECT_TRUE(acc.Consume(
+      R"({"choices":[{"index":0,"delta":{"content":"!"},"finish_reason":"stop"}]})", 2.0));
+  EXPECT_TRUE(
+      acc.Consume(R"({"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}})", 2.5));
   EXPECT_TRUE(acc.Consume("[DONE]", 2.5));
   acc.Finish();
   ASSERT_TRUE(out.success);

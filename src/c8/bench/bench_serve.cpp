@@ -221,9 +221,8 @@ Result<BenchServeResult> RunBenchServe(const BenchServeOptions& opt, std::ostrea
   say("Maximum request concurrency: " +
       (opt.max_concurrency ? std::to_string(*opt.max_concurrency) : std::string("None")));
 
-  const std::vector<double> arrival = ArrivalTimes(static_cast<int64_t>(inputs.size()),
-                                                   opt.request_rate, opt.burstiness,
-                                                   opt.dataset.seed);
+  const std::vector<double> arrival = ArrivalTimes(
+      static_cast<int64_t>(inputs.size()), opt.request_rate, opt.burstiness, opt.dataset.seed);
   ProgressCounter progress(opt.progress, static_cast<int64_t>(inputs.size()));
   BenchServeResult r;
   const double t0 = NowSeconds();

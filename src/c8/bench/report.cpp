@@ -144,7 +144,10 @@ std::string FormatResultTable(const BenchmarkMetrics& m, const ReportConfig& cfg
     line(Row(std::string("Mean ") + d->name + " (ms):", s.mean_ms));
     line(Row(std::string("Median ") + d->name + " (ms):", s.median_ms));
     for (auto& [p, v] : s.percentiles_ms) {
-      line(Row("P" + PercentileWord(p) + " " + d->name + " (ms):", v));
+      std::string label = "P";  // appends, not "P" + ...: dodges a GCC 12 -Wrestrict false alarm
+      label += PercentileWord(p);
+      label += std::string(" ") + d->name + " (ms):";
+      line(Row(label, v));
     }
   }
   line(std::string(50, '='));
@@ -209,7 +212,12 @@ nlohmann::ordered_json BuildResultJson(const RunInfo& info, const ReportConfig& 
     j["mean_" + k + "_ms"] = s.mean_ms;
     j["median_" + k + "_ms"] = s.median_ms;
     j["std_" + k + "_ms"] = s.std_ms;
-    for (auto& [p, v] : s.percentiles_ms) j["p" + PercentileWord(p) + "_" + k + "_ms"] = v;
+    for (auto& [p, v] : s.percentiles_ms) {
+      std::string key = "p";
+      key += PercentileWord(p);
+      key += "_" + k + "_ms";
+      j[key] = v;
+    }
   }
   return j;
 }

@@ -34,8 +34,8 @@ std::string ErrorBodyMessage(const std::string& body) {
       if (e->is_string()) return e->get<std::string>();
     }
     if (auto m = j.find("message"); m != j.end() && m->is_string()) return m->get<std::string>();
-    if (auto d = j.find("detail"); d != j.end()) return d->is_string() ? d->get<std::string>()
-                                                                       : d->dump();
+    if (auto d = j.find("detail"); d != j.end())
+      return d->is_string() ? d->get<std::string>() : d->dump();
   }
   return body.size() > 500 ? body.substr(0, 500) + "..." : body;
 }
@@ -43,8 +43,7 @@ std::string ErrorBodyMessage(const std::string& body) {
 }  // namespace
 
 double NowSeconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 Result<std::pair<std::string, std::string>> SplitBaseUrl(const std::string& base_url) {
@@ -108,6 +107,7 @@ Result<std::unique_ptr<RequestSender>> RequestSender::Create(const EndpointConfi
   s->client_->set_keep_alive(true);
   // No compression: a compressed event stream reaches the client in bursts, not per token.
   s->client_->set_decompress(false);
+  s->client_->set_tcp_nodelay(true);
   SetTimeouts(s->client_.get(), cfg.timeout_s);
   return s;
 }

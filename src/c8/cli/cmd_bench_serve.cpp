@@ -120,7 +120,8 @@ int Run(BenchServeArgs& a) {
 
   auto r = bench::RunBenchServe(o, &std::cout);
   if (!r.ok()) return Fail(r.message(), 1);
-  if (!r->result_path.empty()) std::fprintf(stderr, "Saved results to %s\n", r->result_path.c_str());
+  if (!r->result_path.empty())
+    std::fprintf(stderr, "Saved results to %s\n", r->result_path.c_str());
   return 0;
 }
 
@@ -212,8 +213,9 @@ Runner RegisterBenchServe(CLI::App& app) {
   sub->add_flag("--save-detailed", o.save_detailed,
                 "Include per-request lists (input_lens, ttfts, itls, generated_texts, errors...)");
   sub->add_option("--result-dir", o.result_dir, "Directory of the result JSON");
-  sub->add_option("--result-filename", o.result_filename,
-                  "Result file name (default: {label}-{rate}qps[-concurrencyN]-{model}-{date}.json)");
+  sub->add_option(
+      "--result-filename", o.result_filename,
+      "Result file name (default: {label}-{rate}qps[-concurrencyN]-{model}-{date}.json)");
   sub->add_flag("--disable-tqdm", a->disable_tqdm, "No progress bar on stderr");
   return [a]() { return a->sub->parsed() ? Run(*a) : 2; };
 }
