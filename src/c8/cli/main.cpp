@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   add(c8::cli::RegisterGenerate(app));
   add(c8::cli::RegisterCalibrate(app));
   add(c8::cli::RegisterEval(app));
+  add(c8::cli::RegisterBenchServe(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
