@@ -217,7 +217,7 @@ Runner RegisterBenchServe(CLI::App& app) {
       "--result-filename", o.result_filename,
       "Result file name (default: {label}-{rate}qps[-concurrencyN]-{model}-{date}.json)");
   sub->add_flag("--disable-tqdm", a->disable_tqdm, "No progress bar on stderr");
-  return [a]() { return a->sub->parsed() ? Run(*a) : 2; };
+  return [a]() { return a->sub->parsed() ? Run(*a) : kNotParsed; };
 }
 
 }  // namespace c8::cli

@@ -20,7 +20,8 @@ Runner RegisterConvert(CLI::App& app) {
                  "Face style model directory with bf16 safetensors");
   sub->add_option("--gguf", a->gguf, "Input .gguf file")->required();
   sub->add_option("--out", a->out, "Output model directory (created)")->required();
-  return [a]() {
+  return [a, sub]() {
+    if (!sub->parsed()) return kNotParsed;
     Status st = ConvertGgufToHf(a->gguf, a->out, StderrProgress());
     if (!st.ok()) {
       std::fprintf(stderr, "c8 convert: error: %s\n", st.message().c_str());

@@ -35,7 +35,8 @@ Runner RegisterEval(CLI::App& app) {
   sub->add_option("--max-tokens", a->max_tokens, "Score at most this many tokens (0 = all)");
   sub->add_option("--device", a->device, "auto | cpu | cuda")->capture_default_str();
   sub->add_option("--threads", a->threads, "CPU threads (0 = all cores)");
-  return [a]() {
+  return [a, sub]() {
+    if (!sub->parsed()) return kNotParsed;
     auto fail = [](const std::string& m) {
       std::fprintf(stderr, "c8 eval: error: %s\n", m.c_str());
       return 1;

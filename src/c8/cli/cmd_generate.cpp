@@ -244,7 +244,7 @@ Runner RegisterGenerate(CLI::App& app) {
   sub->add_option("--block-size", a->block_size, "KV cache block size (multiple of 16)")
       ->capture_default_str();
   sub->add_option("--kv-cache-memory", a->kv_cache_gib,
-                  "KV cache size in GiB (0 = enough for one full context)");
+                  "KV cache size in GiB (0 = 1 GiB, at least one full context)");
   sub->add_option("--max-num-seqs", a->max_num_seqs, "Most sequences in one step")
       ->capture_default_str();
   sub->add_option("--max-num-batched-tokens", a->max_num_batched_tokens,
@@ -252,7 +252,8 @@ Runner RegisterGenerate(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--no-enable-prefix-caching", a->no_prefix_caching, "Disable the prefix cache");
   sub->add_flag("--quiet,-q", a->quiet, "No progress or statistics on stderr");
-  return [a]() {
+  return [a, sub]() {
+    if (!sub->parsed()) return kNotParsed;
     if (a->prompts.empty() && !a->interactive) {
       std::fprintf(stderr, "c8 generate: error: give --prompt TEXT or --interactive\n");
       return 2;

@@ -1,6 +1,6 @@
 // c8: an LLM serving engine with an INT8 (C8) KV cache.
 #include <cstdio>
-#include <map>
+#include <vector>
 
 #include "c8/cli/commands.h"
 
@@ -8,20 +8,22 @@ int main(int argc, char** argv) {
   CLI::App app{"c8 " C8_VERSION " - LLM serving engine with a C8 (INT8, static per-channel) KV cache"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "c8 " C8_VERSION);
-  std::map<CLI::App*, c8::cli::Runner> runners;
-  auto add = [&](c8::cli::Runner r) { runners[app.get_subcommands({}).back()] = std::move(r); };
+  std::vector<c8::cli::Runner> runners;
+  auto add = [&](c8::cli::Runner r) { runners.push_back(std::move(r)); };
   add(c8::cli::RegisterConvert(app));
   add(c8::cli::RegisterGenerate(app));
   add(c8::cli::RegisterCalibrate(app));
   add(c8::cli::RegisterEval(app));
   add(c8::cli::RegisterBenchServe(app));
+  add(c8::cli::RegisterBenchOffline(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  for (auto& [sub, run] : runners) {
-    if (sub->parsed()) return run();
+  for (auto& run : runners) {
+    const int rc = run();
+    if (rc != c8::cli::kNotParsed) return rc;
   }
   std::fprintf(stderr, "%s", app.help().c_str());
   return 2;

@@ -22,7 +22,7 @@ struct EngineOptions {
   std::string kv_cache_dtype = "auto";  // auto | bf16 | fp32 | int8
   int64_t max_model_len = 0;            // 0: config max_position_embeddings (capped at 32768)
   int64_t block_size = 16;
-  double kv_cache_gib = 0;  // 0: enough for max_model_len tokens (at least 1 GiB)
+  double kv_cache_gib = 0;  // 0: 1 GiB, and at least one full context
   ProgressFn progress;
 };
 
