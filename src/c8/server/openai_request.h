@@ -1,0 +1,75 @@
+// Parsing and validation of OpenAI-style request bodies (/v1/completions and
+// /v1/chat/completions) into native structs. Pure functions: no model, no engine, no I/O.
+//
+// Rules (OpenAI / vLLM): unknown fields are ignored; null means "unset"; a field of the wrong
+// type, or out of its range, gives a 400 ApiError whose `param` names the field. Integers may
+// be written as integral floats (5.0). Range checks reuse SamplingParams::Validate.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "c8/engine/sampling_params.h"
+#include "c8/server/api_error.h"
+
+namespace c8 {
+
+enum class ApiKind { kCompletion, kChat };
+
+// One prompt of /v1/completions: text, or token ids.
+struct PromptInput {
+  bool is_text = true;
+  std::string text;
+  std::vector<int32_t> ids;
+};
+
+struct OpenAiRequest {
+  ApiKind kind = ApiKind::kCompletion;
+  std::string model;  // "" when absent
+
+  // /v1/completions
+  std::vector<PromptInput> prompts;  // a batch: each prompt gives n choices
+  bool echo = false;
+
+  // /v1/chat/completions
+  nlohmann::ordered_json messages;  // array of {role, content (string or null), ...}
+  // Extra template variables: chat_template_kwargs (e.g. enable_thinking), tools, documents.
+  nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();
+  bool add_generation_prompt = true;
+  bool chat_logprobs = false;  // logprobs: true (the top count is params.logprobs)
+
+  // Both.
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  SamplingParams params;       // params.logprobs: completions `logprobs`, chat `top_logprobs`
+  bool max_tokens_set = false;
+  // Sampling fields the request set (names as GenerationDefaults::ApplyTo expects).
+  std::vector<std::string> explicit_fields;
+};
+
+// Largest accepted `n` (fan-out) per request.
+inline constexpr int32_t kMaxN = 128;
+// Deepest JSON nesting accepted in a body.
+inline constexpr int kMaxJsonDepth = 64;
+
+// Parses a body as a JSON object without exceptions. Rejects nesting deeper than `max_depth`
+// before parsing (so nothing recursive ever sees it).
+std::optional<ApiError> ParseJsonBody(std::string_view body, nlohmann::ordered_json* out,
+                                      int max_depth = kMaxJsonDepth);
+
+// Fills `out` from a parsed body. Default max_tokens: 16 for completions (OpenAI / vLLM),
+// unset (up to the context) for chat.
+std::optional<ApiError> ParseCompletionRequest(const nlohmann::ordered_json& body,
+                                               OpenAiRequest* out);
+std::optional<ApiError> ParseChatRequest(const nlohmann::ordered_json& body, OpenAiRequest* out);
+
+// The ApiError for a SamplingParams::Validate failure: param = the field the message starts
+// with (e.g. "temperature must be in [0, 2], got 3" -> "temperature"); for chat requests
+// "logprobs" maps to "top_logprobs".
+ApiError ValidationError(const Status& status, ApiKind kind);
+
+}  // namespace c8
