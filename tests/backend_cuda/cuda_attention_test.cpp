@@ -1,4 +1,5 @@
-// CUDA paged attention (all four attention states x {bf16, int8 C8, fp32} caches x head dims
+// CUDA paged attention (tensor-core prefill and decode kernels for bf16 / int8, CUDA-core
+// kernel for fp32; all four attention states x {bf16, int8 C8, fp32} caches x head dims
 // x GQA groups x block sizes, contexts up to 32k, ragged batches, scrambled block tables)
 // against CpuPagedAttention run on the same cache bytes and the same bf16 q/k/v values.
 #include <gtest/gtest.h>
@@ -223,6 +224,10 @@ TEST(CudaPagedAttention, LongContextsAndLargeGroups) {
       {"ChunkedLong", {32000, 5, 3000}, {40, 1, 1}},
       {"PrefillCacheHitLong", {8192}, {300}},
       {"PrefillNoCache2k", {0, 0}, {2048, 1}},
+      // Tensor-core prefill: several row tiles and fresh tiles after a cached prefix whose
+      // last tile is partial; a ragged batch mixing tile-edge chunk lengths and decode tokens.
+      {"PrefillChunkAfterCache", {1000}, {700}},
+      {"PrefillRagged", {0, 5, 64, 3000, 17, 40}, {65, 64, 63, 2, 129, 1}},
   };
   uint32_t seed = 900;
   for (KvDType dt : {KvDType::kBF16, KvDType::kInt8}) {

@@ -195,3 +195,40 @@ TEST(SmolLM2, LogitsAndGreedyMatchTransformers) {
 
 }  // namespace
 }  // namespace c8
+
+namespace c8 {
+namespace {
+
+TEST(DummyWeights, SeededRandomWeightsAreDeterministicAndNeedNoSafetensors) {
+  // A directory with only config.json (the qwen3-8b shape is too big for a test: use tiny).
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("c8_dummy_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  fs::copy_file(kData + "qwen3-tiny/config.json", dir / "config.json",
+                fs::copy_options::overwrite_existing);
+  CpuBackend backend(1);
+  auto run = [&](uint64_t seed) {
+    ModelLoadOptions o;
+    o.load_format = "dummy";
+    o.seed = seed;
+    auto m = DecoderModel::Load(dir.string(), backend, o);
+    EXPECT_TRUE(m.ok()) << m.message();
+    auto cache = MakeCache(backend, (*m)->config(), KvDType::kF32, 64);
+    return RunSequence(**m, *cache, {1, 2, 3, 4, 5}, 1000, 4).prompt_logits.back();
+  };
+  auto a = run(1), b = run(1), c = run(2);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  double norm = 0;
+  for (float x : a) norm += x * x;
+  EXPECT_GT(norm, 0.0);
+  ModelLoadOptions bad;
+  bad.load_format = "pt";
+  auto m = DecoderModel::Load(dir.string(), backend, bad);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.message().find("--load-format"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace c8

@@ -20,7 +20,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct CommonArgs {
-  std::string model, device = "auto", kv = "auto";
+  std::string model, device = "auto", kv = "auto", load_format = "auto";
   int threads = 0;
   int64_t max_model_len = 0, block_size = 16;
   double kv_gib = 0;
@@ -41,7 +41,11 @@ void AddCommon(CLI::App* sub, CommonArgs& a) {
       ->capture_default_str();
   sub->add_option("--max-num-batched-tokens", a.max_num_batched_tokens, "Token budget per step")
       ->capture_default_str();
-  sub->add_option("--seed", a.seed, "Seed of the random prompts")->capture_default_str();
+  sub->add_option("--seed", a.seed, "Seed of the random prompts (and dummy weights)")
+      ->capture_default_str();
+  sub->add_option("--load-format", a.load_format,
+                  "auto (safetensors) | dummy (seeded random weights from config.json alone)")
+      ->capture_default_str();
   sub->add_option("--output-json", a.output_json, "Also write the results as JSON");
 }
 
@@ -54,6 +58,8 @@ Result<std::unique_ptr<ModelBundle>> Load(const CommonArgs& a, int64_t need_len)
   eo.max_model_len = a.max_model_len > 0 ? a.max_model_len : std::max<int64_t>(need_len, 256);
   eo.block_size = a.block_size;
   eo.kv_cache_gib = a.kv_gib;
+  eo.load_format = a.load_format;
+  eo.seed = a.seed;
   eo.progress = StderrProgress();
   return ModelBundle::Load(eo);
 }
@@ -68,7 +74,7 @@ std::vector<std::vector<int32_t>> RandomPrompts(const ModelBundle& m, int64_t n,
   for (auto& p : out) {
     while (static_cast<int64_t>(p.size()) < len) {
       int32_t id = d(rng);
-      if (!m.tokenizer->IsSpecial(id)) p.push_back(id);
+      if (!m.tokenizer || !m.tokenizer->IsSpecial(id)) p.push_back(id);
     }
   }
   return out;

@@ -17,6 +17,7 @@ Runner RegisterCalibrate(CLI::App& app);
 Runner RegisterEval(CLI::App& app);
 Runner RegisterBenchServe(CLI::App& app);
 Runner RegisterBenchOffline(CLI::App& app);  // bench throughput, bench latency
+Runner RegisterServe(CLI::App& app);
 // The `bench` subcommand (created on first use).
 CLI::App* BenchCommand(CLI::App& app);
 

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   add(c8::cli::RegisterEval(app));
   add(c8::cli::RegisterBenchServe(app));
   add(c8::cli::RegisterBenchOffline(app));
+  add(c8::cli::RegisterServe(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -49,7 +49,11 @@ Status LlmEngine::AddRequest(EngineRequest er) {
   r->rng = SamplerRng::FromSeed(r->params.seed, er.rng_stream);
   const int64_t room = std::min<int64_t>(max_len, usable_tokens) - static_cast<int64_t>(r->prompt.size());
   r->stop = std::make_unique<StopChecker>(r->params, bundle_.defaults.eos_token_ids, room);
-  r->decoder = std::make_unique<StreamDecoder>(*bundle_.tokenizer, /*skip_special=*/true);
+  if (bundle_.tokenizer) {
+    r->decoder = std::make_unique<StreamDecoder>(*bundle_.tokenizer, /*skip_special=*/true);
+  } else if (!r->params.stop.empty()) {
+    return Error("stop: stop strings need a tokenizer (this model has no tokenizer.json)");
+  }
   scheduler_.Add(std::move(r));
   return Status::Ok();
 }
@@ -132,7 +136,8 @@ std::vector<RequestOutput> LlmEngine::Step() {
     t.rank = res->rank;
     t.top_logprobs = std::move(res->top_logprobs);
     o.new_tokens.push_back(std::move(t));
-    StopUpdate u = r->stop->Append(res->token_id, r->decoder->Push(res->token_id));
+    StopUpdate u =
+        r->stop->Append(res->token_id, r->decoder ? r->decoder->Push(res->token_id) : std::string());
     o.delta += u.delta;
     o.num_output_tokens = static_cast<int32_t>(r->output.size());
     if (r->stop->finished()) {

@@ -9,13 +9,27 @@ namespace c8 {
 namespace fs = std::filesystem;
 
 Result<std::vector<KvLayerConfig>> ResolveKvLayers(const std::string& model_dir,
-                                                   const ModelConfig& c, const std::string& want) {
+                                                   const ModelConfig& c, const std::string& want,
+                                                   bool dummy) {
   if (want != "auto" && !ParseKvDType(want)) {
     return Error("--kv-cache-dtype: unknown value '" + want + "' (auto, bf16, fp32, int8)");
   }
   C8Checkpoint ckpt;
   ckpt.layers.resize(c.num_layers);
-  if (want == "auto" || want == "int8") {
+  if (dummy && want == "int8") {
+    ckpt.present = true;
+    const int64_t n = c.num_kv_heads * c.head_dim;
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+      C8LayerScales s;
+      s.k_scale.resize(n);
+      s.v_scale.resize(n);
+      FillDummyWeights("k_scale" + std::to_string(l), 0, 0.05f, 0.01f, s.k_scale.data(), n);
+      FillDummyWeights("v_scale" + std::to_string(l), 0, 0.05f, 0.01f, s.v_scale.data(), n);
+      s.k_offset.assign(n, 0.0f);
+      s.v_offset.assign(n, 0.0f);
+      ckpt.layers[l] = std::move(s);
+    }
+  } else if (!dummy && (want == "auto" || want == "int8")) {
     C8_ASSIGN_OR_RETURN(WeightStore ws, WeightStore::Open(model_dir));
     C8_ASSIGN_OR_RETURN(ckpt, LoadC8Checkpoint(model_dir, c, ws));
   }
@@ -53,11 +67,16 @@ Result<std::unique_ptr<ModelBundle>> ModelBundle::Load(const EngineOptions& o) {
                  "/config.json");
   }
   mo.progress = o.progress;
+  mo.load_format = o.load_format;
+  mo.seed = o.seed;
+  const bool dummy = o.load_format == "dummy";
   C8_ASSIGN_OR_RETURN(b->model, DecoderModel::Load(o.model_dir, *b->backend, mo));
 
   const std::string tok_path = (fs::path(o.model_dir) / "tokenizer.json").string();
-  C8_ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::FromFile(tok_path));
-  b->tokenizer.emplace(std::move(tok));
+  if (!dummy || fs::exists(tok_path)) {
+    C8_ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::FromFile(tok_path));
+    b->tokenizer.emplace(std::move(tok));
+  }
   const std::string tc_path = (fs::path(o.model_dir) / "tokenizer_config.json").string();
   auto tmpl = ChatTemplate::FromTokenizerConfig(tc_path);
   if (tmpl.ok()) {
@@ -69,7 +88,7 @@ Result<std::unique_ptr<ModelBundle>> ModelBundle::Load(const EngineOptions& o) {
 
   const ModelConfig& c = b->model->config();
   C8_ASSIGN_OR_RETURN(std::vector<KvLayerConfig> layers,
-                      ResolveKvLayers(o.model_dir, c, o.kv_cache_dtype));
+                      ResolveKvLayers(o.model_dir, c, o.kv_cache_dtype, dummy));
   KvCacheSpec spec;
   spec.num_layers = c.num_layers;
   spec.num_kv_heads = c.num_kv_heads;
@@ -96,6 +115,7 @@ Result<std::unique_ptr<ModelBundle>> ModelBundle::Load(const EngineOptions& o) {
 
 std::vector<int32_t> ModelBundle::EncodePrompt(const std::string& text) const {
   std::vector<int32_t> ids;
+  if (!tokenizer) return ids;
   if (defaults.add_bos_token && !defaults.bos_token.empty() &&
       text.rfind(defaults.bos_token, 0) != 0) {
     int32_t bos = tokenizer->TokenToId(defaults.bos_token);
@@ -108,7 +128,9 @@ std::vector<int32_t> ModelBundle::EncodePrompt(const std::string& text) const {
 
 Result<std::vector<int32_t>> ModelBundle::EncodeChat(const nlohmann::json& messages,
                                                      const nlohmann::json& extra) const {
-  if (!chat_template) return Error("this model has no chat template: " + chat_template_error);
+  if (!chat_template || !tokenizer) {
+    return Error("this model has no chat template: " + chat_template_error);
+  }
   C8_ASSIGN_OR_RETURN(std::string text, chat_template->Apply(messages, true, extra));
   // Templates emit BOS themselves where the model wants one.
   return tokenizer->Encode(text, /*parse_special=*/true);

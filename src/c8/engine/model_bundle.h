@@ -23,19 +23,23 @@ struct EngineOptions {
   int64_t max_model_len = 0;            // 0: config max_position_embeddings (capped at 32768)
   int64_t block_size = 16;
   double kv_cache_gib = 0;  // 0: 1 GiB, and at least one full context
+  std::string load_format = "auto";  // auto | dummy (random weights from config.json alone)
+  uint64_t seed = 0;                 // dummy weights
   ProgressFn progress;
 };
 
 // KV dtype of every layer: `want` is auto (the checkpoint's C8 layers int8, others bf16),
 // bf16, fp32 (all layers) or int8 (the checkpoint's C8 layers; an error without scales).
+// With dummy weights (no checkpoint) int8 gets synthetic per-channel scales.
 Result<std::vector<KvLayerConfig>> ResolveKvLayers(const std::string& model_dir,
                                                    const ModelConfig& config,
-                                                   const std::string& want);
+                                                   const std::string& want,
+                                                   bool dummy_weights = false);
 
 struct ModelBundle {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<DecoderModel> model;
-  std::optional<Tokenizer> tokenizer;
+  std::optional<Tokenizer> tokenizer;  // absent only for dummy weights without tokenizer.json
   std::optional<ChatTemplate> chat_template;  // absent when the model ships none
   std::string chat_template_error;            // why it is absent
   GenerationDefaults defaults;

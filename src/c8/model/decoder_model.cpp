@@ -3,6 +3,7 @@
 #include <cmath>
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "c8/model/rope.h"
 
@@ -27,19 +28,40 @@ DecoderModel::~DecoderModel() {
 Result<std::unique_ptr<DecoderModel>> DecoderModel::Load(const std::string& dir, Backend& backend,
                                                          const ModelLoadOptions& options) {
   C8_ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(dir));
-  C8_ASSIGN_OR_RETURN(WeightStore ws, WeightStore::Open(dir));
+  std::optional<WeightStore> ws;
+  if (options.load_format == "auto") {
+    C8_ASSIGN_OR_RETURN(WeightStore store, WeightStore::Open(dir));
+    ws.emplace(std::move(store));
+  } else if (options.load_format != "dummy") {
+    return Error("--load-format: unknown value '" + options.load_format + "' (auto, dummy)");
+  }
   std::unique_ptr<DecoderModel> m(new DecoderModel(backend));
   m->config_ = config;
   m->max_model_len_ =
       options.max_model_len > 0 ? options.max_model_len : config.max_position_embeddings;
-  C8_RETURN_IF_ERROR(m->LoadWeights(ws, options));
+  C8_RETURN_IF_ERROR(m->LoadWeights(ws ? &*ws : nullptr, options));
   std::vector<float> rope = BuildRopeTable(config, m->max_model_len_);
   m->rope_ = backend.UploadF32(rope.data(), {m->max_model_len_, config.head_dim});
   m->Track(m->rope_.data);
   return m;
 }
 
-Status DecoderModel::LoadWeights(const WeightStore& ws, const ModelLoadOptions& options) {
+void FillDummyWeights(const std::string& name, uint64_t seed, float mean, float std_dev,
+                      float* out, int64_t n) {
+  uint64_t key = seed ^ 0x9e3779b97f4a7c15ull;
+  for (char ch : name) key = (key ^ static_cast<uint8_t>(ch)) * 0x100000001b3ull;
+  const float half_width = std_dev * 1.7320508f;  // uniform [-a, a] has std a / sqrt(3)
+  for (int64_t i = 0; i < n; ++i) {
+    uint64_t z = key + static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15ull;  // splitmix64
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    const float u = static_cast<float>(z >> 40) * (1.0f / 16777216.0f);  // [0, 1)
+    out[i] = mean + (2.0f * u - 1.0f) * half_width;
+  }
+}
+
+Status DecoderModel::LoadWeights(const WeightStore* ws, const ModelLoadOptions& options) {
   const ModelConfig& c = config_;
   const int64_t H = c.hidden_size, D = c.head_dim, I = c.intermediate_size;
   const int64_t q = c.q_size(), kv = c.kv_size();
@@ -49,8 +71,22 @@ Status DecoderModel::LoadWeights(const WeightStore& ws, const ModelLoadOptions& 
     if (options.progress) options.progress(++done, total, "loading " + what);
   };
   // Uploads one tensor with a shape check.
+  // Dummy weights: norms near 1, biases and matrices small, like a trained model's scale.
+  auto dummy = [&](const std::string& name, std::initializer_list<int64_t> shape) -> Result<Tensor> {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    std::vector<float> host(static_cast<size_t>(n));
+    const bool norm = name.find("norm") != std::string::npos;
+    const float sd = norm ? 0.05f : (name.find("bias") != std::string::npos ? 0.02f : 0.05f);
+    FillDummyWeights(name, options.seed, norm ? 1.0f : 0.0f, sd, host.data(), n);
+    C8_ASSIGN_OR_RETURN(Tensor out, backend_.UploadWeight(host.data(), DType::kF32, shape));
+    Track(out.data);
+    weight_bytes_ += static_cast<int64_t>(out.nbytes());
+    return out;
+  };
   auto load = [&](const std::string& name, std::initializer_list<int64_t> shape) -> Result<Tensor> {
-    C8_ASSIGN_OR_RETURN(const TensorView* t, ws.Get(name, std::vector<int64_t>(shape)));
+    if (!ws) return dummy(name, shape);
+    C8_ASSIGN_OR_RETURN(const TensorView* t, ws->Get(name, std::vector<int64_t>(shape)));
     C8_ASSIGN_OR_RETURN(Tensor out, backend_.UploadWeight(t->data, t->dtype, shape));
     Track(out.data);
     weight_bytes_ += static_cast<int64_t>(out.nbytes());
@@ -59,9 +95,10 @@ Status DecoderModel::LoadWeights(const WeightStore& ws, const ModelLoadOptions& 
   // Concatenates tensors along dim 0 (as fp32 on the host) and uploads them.
   auto load_cat = [&](const std::vector<std::pair<std::string, std::vector<int64_t>>>& parts,
                       std::initializer_list<int64_t> shape) -> Result<Tensor> {
+    if (!ws) return dummy(parts[0].first, shape);
     std::vector<float> host;
     for (const auto& [name, pshape] : parts) {
-      C8_ASSIGN_OR_RETURN(const TensorView* t, ws.Get(name, pshape));
+      C8_ASSIGN_OR_RETURN(const TensorView* t, ws->Get(name, pshape));
       C8_RETURN_IF_ERROR(TensorToF32(*t, host));
     }
     C8_ASSIGN_OR_RETURN(Tensor out, backend_.UploadWeight(host.data(), DType::kF32, shape));

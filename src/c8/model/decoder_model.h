@@ -19,7 +19,16 @@ namespace c8 {
 struct ModelLoadOptions {
   int64_t max_model_len = 0;  // 0: the config's max_position_embeddings
   ProgressFn progress;        // per tensor
+  // "auto": safetensors of the directory; "dummy": seeded random weights for config.json
+  // alone (benchmarks of large shapes; identical on every backend for the same seed).
+  std::string load_format = "auto";
+  uint64_t seed = 0;
 };
+
+// Deterministic pseudo-random weights for --load-format dummy: uniform with std `std_dev`
+// around `mean`, a function of (seed, name, index) only.
+void FillDummyWeights(const std::string& name, uint64_t seed, float mean, float std_dev,
+                      float* out, int64_t n);
 
 class DecoderModel {
  public:
@@ -54,7 +63,7 @@ class DecoderModel {
     Tensor down_w;                 // (H, I)
   };
   DecoderModel(Backend& b) : backend_(b) {}
-  Status LoadWeights(const WeightStore& ws, const ModelLoadOptions& options);
+  Status LoadWeights(const WeightStore* ws, const ModelLoadOptions& options);
   void EnsureScratch(int64_t tokens, int64_t logit_rows);
   void* Track(void* p) {
     owned_.push_back(p);

@@ -1,4 +1,11 @@
-// Split-KV paged attention, one CTA per (query token, kv head, KV split), GQA-aware: the CTA
+// Paged attention dispatch. bf16 and C8 int8 caches: sequences with more than one new token go
+// to the tensor-core prefill kernel (cuda_prefill_attention.cu), single-token (decode)
+// sequences to the tensor-core split-KV decode kernel below (TcDecodeKernel: one CTA per
+// (sequence, kv head, KV split) serving all G query heads as the rows of one m16 tile, the 4
+// warps taking 16 keys each of every 64-key tile; layouts in cuda_attention_tc.cuh).
+// fp32 caches use the CUDA-core split-KV kernel (SplitKvAttentionKernel).
+//
+// CUDA-core split-KV paged attention, one CTA per (query token, kv head, KV split), GQA-aware: the CTA
 // serves all query heads of its kv head (up to 4 per CTA; larger groups use several head
 // chunks), so each K/V byte of a split is read once per token. This kernel serves decode
 // tokens (one new token per sequence) and is the fallback for prefill tokens when the
@@ -21,6 +28,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "c8/backend/cuda/cuda_attention_tc.cuh"
 #include "c8/backend/cuda/cuda_kernels.h"
 
 namespace c8::cuda {
@@ -338,28 +346,222 @@ __global__ void SplitKvReduceKernel(AttnParams p, int D) {
   p.out[(int64_t(t) * p.Hq + h) * D + d] = ToBf(a / lsum);
 }
 
+// ---- tensor-core decode (bf16 / C8 int8 caches) ---------------------------------------------
+
+constexpr int kDecodeRows = 16;  // query heads per CTA (one m16 tile)
+
+template <int D, bool kC8>
+__host__ __device__ constexpr int DecodeStages() {
+  return kC8 ? 4 : 3;  // 64 KB (int8) / 96 KB (bf16) of K/V in flight per CTA for D = 128
+}
+template <int D, bool kC8>
+__host__ __device__ constexpr int DecodeSmemBytes() {
+  const int ring = DecodeStages<D, kC8>() * 2 * tc::kTileKeys * D * (kC8 ? 1 : 2);
+  const int merge = (4 * kDecodeRows * D + 4 * kDecodeRows * 2 + kDecodeRows) * 4;
+  return ring > merge ? ring : merge;
+}
+
+// Grid (S, Hkv * head_tiles, splits). CTA (s, y, z): sequence s (skipped unless it has exactly
+// one new token), kv head y / head_tiles, query heads [16 (y % head_tiles), +16) of its group,
+// keys [z part_len, (z + 1) part_len) of the context; cached keys through the mma tiles, the
+// token's own (fresh) key in fp32 by the CTA whose split ends the context.
+template <int D, bool kC8>
+__global__ void __launch_bounds__(tc::kThreads) TcDecodeKernel(tc::TcParams p) {
+  using namespace tc;
+  constexpr int kStages = DecodeStages<D, kC8>();
+  constexpr int kRB = D * (kC8 ? 1 : 2);
+  constexpr int kTileBytes = kTileKeys * kRB;
+  extern __shared__ __align__(128) uint8_t smem[];
+  const int s = blockIdx.x;
+  const int kvh = blockIdx.y / p.head_tiles, ht = blockIdx.y % p.head_tiles;
+  const int qstart = p.query_start[s];
+  if (p.query_start[s + 1] - qstart != 1) return;
+  const int cached = p.num_cached[s], ctx = cached + 1;
+  const int j0 = blockIdx.z * p.part_len, j1 = min(ctx, j0 + p.part_len);
+  if (j0 >= j1) return;
+  const int ce = min(j1, cached);
+  const int nt = ce > j0 ? (ce - j0 + kTileKeys - 1) / kTileKeys : 0;
+  const int h0 = kvh * p.G + ht * kDecodeRows, nh = min(kDecodeRows, p.G - ht * kDecodeRows);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+  const int64_t W = int64_t(p.Hq + 2 * p.Hkv) * D;
+  const uint16_t* tok_row = p.qkv + int64_t(qstart) * W;
+  const int32_t* table = p.block_tables + int64_t(s) * p.max_blocks;
+  const int bs = p.block_size;
+
+  auto stage = [&](int t) {
+    uint8_t* kd = smem + (t % kStages) * 2 * kTileBytes;
+    const int kb = j0 + t * kTileKeys;
+    StageTile<kRB>(kd, kd + kTileBytes, static_cast<const uint8_t*>(p.kc),
+                   static_cast<const uint8_t*>(p.vc), [&](int key) -> int64_t {
+                     const int j = kb + key;
+                     if (j >= ce) return -1;
+                     const int64_t block = table[j / bs];
+                     return ((block * p.Hkv + kvh) * bs + j % bs) * kRB;
+                   });
+  };
+
+  uint32_t qa[D / 16][4];
+  float qoff[2];
+  const float* ks = p.ks ? p.ks + kvh * D : nullptr;
+  const float* ko = p.ko ? p.ko + kvh * D : nullptr;
+  LoadQ<D, kC8>(g < nh ? tok_row + int64_t(h0 + g) * D : nullptr,
+                g + 8 < nh ? tok_row + int64_t(h0 + g + 8) * D : nullptr, ks, ko, p.scale_log2,
+                qa, qoff);
+  WarpState<D> st;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) st.m[r] = kNegBig, st.l[r] = 0.0f;
+#pragma unroll
+  for (int j = 0; j < D / 8; ++j) st.o[j][0] = st.o[j][1] = st.o[j][2] = st.o[j][3] = 0.0f;
+
+#pragma unroll
+  for (int t = 0; t < kStages - 1; ++t) {
+    if (t < nt) stage(t);
+    CpAsyncCommit();
+  }
+  for (int t = 0; t < nt; ++t) {
+    CpAsyncWait<kStages - 2>();
+    __syncthreads();
+    if (t + kStages - 1 < nt) stage(t + kStages - 1);
+    CpAsyncCommit();
+    const uint8_t* kt = smem + (t % kStages) * 2 * kTileBytes;
+    const int left = ce - (j0 + t * kTileKeys);
+    const int lim[2] = {left, left};
+    ProcessTile<D, kC8, kTileKeys / 4>(kt, kt + kTileBytes, warp * (kTileKeys / 4), qa, qoff,
+                                       p.scale_log2, lim, st);
+  }
+  CpAsyncWait<0>();
+  __syncthreads();  // the ring is reused below
+
+  // Merge the 4 warps (and the fresh key) through shared memory.
+  if constexpr (kC8) C8ToReal<D>(st, p.vs + kvh * D, p.vo + kvh * D);
+  float* sm_o = reinterpret_cast<float*>(smem);          // (4, 16, D)
+  float* sm_ml = sm_o + 4 * kDecodeRows * D;             // (4, 16, 2)
+  float* sm_fresh = sm_ml + 4 * kDecodeRows * 2;         // (16): fresh score, log2 domain
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = st.l[r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const int row = g + 8 * r;
+    float* o = sm_o + (warp * kDecodeRows + row) * D;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) {
+      o[VDim(2 * c, j)] = st.o[j][2 * r];
+      o[VDim(2 * c + 1, j)] = st.o[j][2 * r + 1];
+    }
+    if (c == 0) {
+      sm_ml[(warp * kDecodeRows + row) * 2] = st.m[r];
+      sm_ml[(warp * kDecodeRows + row) * 2 + 1] = l;
+    }
+  }
+  const bool fresh = j1 == ctx;
+  const uint16_t* kf = tok_row + int64_t(p.Hq + kvh) * D;
+  const uint16_t* vf = tok_row + int64_t(p.Hq + p.Hkv + kvh) * D;
+  if (fresh) {
+    for (int row = warp; row < nh; row += 4) {
+      const uint16_t* q = tok_row + int64_t(h0 + row) * D;
+      float d = 0.0f;
+      for (int e = lane; e < D; e += 32) d = fmaf(BfToF(q[e]), BfToF(kf[e]), d);
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+      if (lane == 0) sm_fresh[row] = d * p.scale_log2;
+    }
+  }
+  __syncthreads();
+  for (int item = threadIdx.x; item < nh * D; item += kThreads) {
+    const int row = item / D, d = item % D;
+    float mx = fresh ? sm_fresh[row] : kNegBig;
+#pragma unroll
+    for (int w = 0; w < 4; ++w) mx = fmaxf(mx, sm_ml[(w * kDecodeRows + row) * 2]);
+    float l = 0.0f, a = 0.0f;
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      const float f = Ex2(sm_ml[(w * kDecodeRows + row) * 2] - mx);
+      l += sm_ml[(w * kDecodeRows + row) * 2 + 1] * f;
+      a += sm_o[(w * kDecodeRows + row) * D + d] * f;
+    }
+    if (fresh) {
+      const float f = Ex2(sm_fresh[row] - mx);
+      l += f;
+      a += f * BfToF(vf[d]);
+    }
+    const int h = h0 + row;
+    if (p.num_splits == 1) {
+      p.out[(int64_t(qstart) * p.Hq + h) * D + d] = ToBf(a / l);
+    } else {
+      const int64_t pi = (int64_t(qstart) * p.Hq + h) * p.num_splits + blockIdx.z;
+      p.part_acc[pi * D + d] = a;
+      if (d == 0) {
+        p.part_ml[pi * 2] = mx;
+        p.part_ml[pi * 2 + 1] = l;
+      }
+    }
+  }
+}
+
+// Combines the splits of one (decode sequence, head): grid (S, Hq), D threads.
+__global__ void TcDecodeReduceKernel(tc::TcParams p, int D) {
+  const int s = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
+  const int t = p.query_start[s];
+  if (p.query_start[s + 1] - t != 1) return;
+  const int n = (p.num_cached[s] + 1 + p.part_len - 1) / p.part_len;
+  const int64_t base = (int64_t(t) * p.Hq + h) * p.num_splits;
+  float mx = kNegBig;
+  for (int i = 0; i < n; ++i) mx = fmaxf(mx, p.part_ml[(base + i) * 2]);
+  float l = 0.0f, a = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    const float f = exp2f(p.part_ml[(base + i) * 2] - mx);
+    l += p.part_ml[(base + i) * 2 + 1] * f;
+    a += p.part_acc[(base + i) * D + d] * f;
+  }
+  p.out[(int64_t(t) * p.Hq + h) * D + d] = ToBf(a / l);
+}
+
+// ---- split planning ------------------------------------------------------------------------
+
 struct SplitPlan {
   int splits = 1, part_len = 1;
 };
 
-SplitPlan PlanSplits(const AttentionMeta& meta, const AttentionShape& shape) {
-  int dev = 0, sms = 132;
-  if (cudaGetDevice(&dev) == cudaSuccess) {
-    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-  }
-  const int head_chunks = (shape.num_heads / shape.num_kv_heads + kMaxG - 1) / kMaxG;
-  const int64_t work = int64_t(meta.num_tokens) * shape.num_kv_heads * head_chunks;
-  const int max_ctx = std::max(1, meta.max_context_len);
-  const int64_t target = int64_t(sms) * 8;
-  SplitPlan plan;
+int NumSms() {
+  static int sms = [] {
+    int dev = 0, n = 132;
+    if (cudaGetDevice(&dev) == cudaSuccess) {
+      cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
+    }
+    return n;
+  }();
+  return sms;
+}
+
+// work: CTAs without splitting; the context is split (parts a multiple of `align` tokens, at
+// least min_part) until there are about `target` CTAs.
+SplitPlan PlanFor(int64_t work, int max_ctx, int64_t target, int min_part, int align) {
+  max_ctx = std::max(1, max_ctx);
   int64_t splits = 1;
   if (work < target) splits = (target + work - 1) / work;
-  splits = std::min<int64_t>({splits, (max_ctx + 255) / 256, 512});
+  splits = std::min<int64_t>({splits, (max_ctx + min_part - 1) / min_part, 512});
   splits = std::max<int64_t>(splits, 1);
   const int per = static_cast<int>((max_ctx + splits - 1) / splits);
-  plan.part_len = ((per + 63) / 64) * 64;
+  SplitPlan plan;
+  plan.part_len = ((per + align - 1) / align) * align;
   plan.splits = (max_ctx + plan.part_len - 1) / plan.part_len;
   return plan;
+}
+
+// CUDA-core kernel (fp32 caches).
+SplitPlan PlanSplits(const AttentionMeta& meta, const AttentionShape& shape) {
+  const int head_chunks = (shape.num_heads / shape.num_kv_heads + kMaxG - 1) / kMaxG;
+  const int64_t work = int64_t(meta.num_tokens) * shape.num_kv_heads * head_chunks;
+  return PlanFor(work, meta.max_context_len, int64_t(NumSms()) * 8, 256, 64);
+}
+
+// Tensor-core decode kernel (bf16 / int8 caches): about 6 CTAs per SM in total.
+SplitPlan PlanTcSplits(const AttentionMeta& meta, const AttentionShape& shape) {
+  const int G = shape.num_heads / shape.num_kv_heads;
+  const int head_tiles = (G + kDecodeRows - 1) / kDecodeRows;
+  const int64_t work = int64_t(meta.num_seqs) * shape.num_kv_heads * head_tiles;
+  return PlanFor(work, meta.max_context_len, int64_t(NumSms()) * 6, 512, tc::kTileKeys);
 }
 
 template <int D, typename T>
@@ -367,33 +569,80 @@ void LaunchTyped(const AttnParams& p, dim3 grid, cudaStream_t stream) {
   SplitKvAttentionKernel<D, T><<<grid, kThreads, 0, stream>>>(p);
 }
 
-template <int D>
-void LaunchForDim(const AttnParams& p, KvDType dt, dim3 grid, cudaStream_t stream) {
-  switch (dt) {
-    case KvDType::kInt8:
-      LaunchTyped<D, int8_t>(p, grid, stream);
-      break;
-    case KvDType::kBF16:
-      LaunchTyped<D, uint16_t>(p, grid, stream);
-      break;
-    case KvDType::kF32:
-      LaunchTyped<D, float>(p, grid, stream);
-      break;
+template <int D, bool kC8>
+void LaunchTcDecode(const tc::TcParams& p, dim3 grid, cudaStream_t stream) {
+  constexpr int kSmem = DecodeSmemBytes<D, kC8>();
+  static bool configured = false;  // per instantiation; setting the attribute is idempotent
+  if (!configured) {
+    cudaFuncSetAttribute(TcDecodeKernel<D, kC8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         kSmem);
+    configured = true;
+  }
+  TcDecodeKernel<D, kC8><<<grid, tc::kThreads, kSmem, stream>>>(p);
+}
+
+void LaunchTensorCoreAttention(const uint16_t* qkv, const AttentionMeta& meta,
+                               const KvLayerView& cache, const AttentionShape& shape,
+                               uint16_t* out, void* workspace, cudaStream_t stream) {
+  if (meta.max_query_len > 1) LaunchPrefillAttention(qkv, meta, cache, shape, out, stream);
+  const SplitPlan plan = PlanTcSplits(meta, shape);
+  tc::TcParams p{};
+  p.qkv = qkv;
+  p.out = out;
+  p.query_start = meta.query_start;
+  p.num_cached = meta.num_cached;
+  p.block_tables = meta.block_tables;
+  p.num_seqs = meta.num_seqs;
+  p.max_blocks = meta.max_blocks_per_seq;
+  p.block_size = meta.block_size;
+  p.Hq = shape.num_heads;
+  p.Hkv = shape.num_kv_heads;
+  p.G = shape.num_heads / shape.num_kv_heads;
+  p.head_tiles = (p.G + kDecodeRows - 1) / kDecodeRows;
+  p.scale_log2 = shape.scale * kLog2e;
+  p.kc = cache.k;
+  p.vc = cache.v;
+  const bool c8 = cache.dtype == KvDType::kInt8;
+  if (c8) {
+    p.ks = cache.k_scale;
+    p.ko = cache.k_offset;
+    p.vs = cache.v_scale;
+    p.vo = cache.v_offset;
+  }
+  p.num_splits = plan.splits;
+  p.part_len = plan.part_len;
+  const size_t parts = size_t(meta.num_tokens) * shape.num_heads * plan.splits;
+  p.part_ml = static_cast<float*>(workspace);
+  p.part_acc = plan.splits > 1 ? static_cast<float*>(workspace) + parts * 2 : nullptr;
+  dim3 grid(static_cast<unsigned>(meta.num_seqs), static_cast<unsigned>(p.Hkv * p.head_tiles),
+            static_cast<unsigned>(plan.splits));
+  if (shape.head_dim == 128) {
+    c8 ? LaunchTcDecode<128, true>(p, grid, stream) : LaunchTcDecode<128, false>(p, grid, stream);
+  } else {
+    c8 ? LaunchTcDecode<64, true>(p, grid, stream) : LaunchTcDecode<64, false>(p, grid, stream);
+  }
+  if (plan.splits > 1) {
+    dim3 rgrid(static_cast<unsigned>(meta.num_seqs), static_cast<unsigned>(p.Hq));
+    TcDecodeReduceKernel<<<rgrid, shape.head_dim, 0, stream>>>(p, shape.head_dim);
   }
 }
 
 }  // namespace
 
 size_t PagedAttentionWorkspaceBytes(const AttentionMeta& meta, const AttentionShape& shape) {
-  const SplitPlan plan = PlanSplits(meta, shape);
-  if (plan.splits <= 1) return 0;
-  return size_t(meta.num_tokens) * shape.num_heads * plan.splits * (shape.head_dim + 2) * 4;
+  // The cache dtype is not known here: room for whichever kernel needs more.
+  const int splits = std::max(PlanSplits(meta, shape).splits, PlanTcSplits(meta, shape).splits);
+  if (splits <= 1) return 0;
+  return size_t(meta.num_tokens) * shape.num_heads * splits * (shape.head_dim + 2) * 4;
 }
 
 void LaunchPagedAttention(const uint16_t* qkv, const AttentionMeta& meta, const KvLayerView& cache,
                           const AttentionShape& shape, uint16_t* out, void* workspace,
                           cudaStream_t stream) {
   if (meta.num_tokens <= 0) return;
+  if (cache.dtype != KvDType::kF32 && (shape.head_dim == 64 || shape.head_dim == 128)) {
+    return LaunchTensorCoreAttention(qkv, meta, cache, shape, out, workspace, stream);
+  }
   bool skip_prefill = false;
   if (meta.max_query_len > 1) {
     skip_prefill = LaunchPrefillAttention(qkv, meta, cache, shape, out, stream);
@@ -429,10 +678,10 @@ void LaunchPagedAttention(const uint16_t* qkv, const AttentionMeta& meta, const 
   p.part_acc = plan.splits > 1 ? static_cast<float*>(workspace) + parts * 2 : nullptr;
   dim3 grid(static_cast<unsigned>(meta.num_tokens), static_cast<unsigned>(p.Hkv * p.head_chunks),
             static_cast<unsigned>(plan.splits));
-  if (shape.head_dim == 128) {
-    LaunchForDim<128>(p, cache.dtype, grid, stream);
+  if (shape.head_dim == 128) {  // only fp32 caches reach this kernel
+    LaunchTyped<128, float>(p, grid, stream);
   } else {
-    LaunchForDim<64>(p, cache.dtype, grid, stream);
+    LaunchTyped<64, float>(p, grid, stream);
   }
   if (plan.splits > 1) {
     dim3 rgrid(static_cast<unsigned>(meta.num_tokens), static_cast<unsigned>(p.Hq));

@@ -1,0 +1,347 @@
+// Tensor-core paged attention (mma.sync m16n8k16, fp32 accumulate) shared by the prefill
+// kernel (cuda_prefill_attention.cu) and the decode kernel (cuda_paged_attention.cu).
+//
+// A CTA serves one (sequence, kv head) and a tile of "rows": row r of a sequence is the pair
+// (new token r / G, query head r % G) of that kv head's group (GQA packing), so every K/V byte
+// staged in shared memory serves all G heads.
+//   prefill: 4 warps x 16 rows = 64 rows per CTA, every warp takes all 64 keys of a tile;
+//   decode:  16 rows (the G heads of one token), the 4 warps take 16 keys each of a tile and
+//            merge their (max, sum, acc) at the end; the context is also split across CTAs.
+// K/V tiles of 64 keys go global -> shared with cp.async (zero-filled past the end) through a
+// kStages-deep ring, 16-byte chunks XOR-swizzled (Swz) so fragment reads are conflict-free.
+//
+// Operand layouts (g = lane / 4, c = lane % 4):
+//   S = Q K^T: the contraction (head dim) is permuted so that lane c owns dims
+//     [c D/4, (c+1) D/4) of every K row (contiguous 16-byte reads). k-step ks uses dims
+//     c D/4 + 4 ks + {0,1} (fragment k = 2c, 2c+1) and + {2,3} (k = 2c+8, 2c+9); Q's A
+//     fragments are built with the same permutation straight from global memory.
+//   O = P V: P's A fragments are S's accumulators (FlashAttention-2), V's B fragments are
+//     built from two key rows with byte permutes; output column n of n-block j is
+//     dim VDim(n, j) = (j / 8) 64 + 8 n + j % 8.
+// C8 int8 tiles use fp16 mma: int8 x becomes the exact fp16 1152 + x with one XOR and one
+// byte permute per pair ((x ^ 0x80) | 0x6400 = 1024 + 128 + x), never a dequantized copy. With
+// q' = fp16(q * s_k) and the bias folded in:
+//   score = q'.(k + 1152) - sum q' (1152 + o_k)
+//   sum_j p_j v_j = s_v (sum_j p_j (v_j + 1152) - (o_v + 1152) sum_j p_j)
+// bf16 tiles (bf16 cache, fresh keys of this step) use bf16 mma on the raw values.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
+
+namespace c8::cuda::tc {
+
+constexpr int kThreads = 128;
+constexpr int kTileKeys = 64;
+constexpr float kNegBig = -1e30f;
+constexpr uint32_t kHalfMagic = 0x64646464u;
+constexpr float kBias = 1152.0f;
+
+struct TcParams {
+  const uint16_t* qkv;  // (T, (Hq + 2 Hkv) D) bf16
+  uint16_t* out;        // (T, Hq D) bf16
+  const int32_t* query_start;
+  const int32_t* num_cached;
+  const int32_t* block_tables;  // (S, max_blocks)
+  int32_t num_seqs, max_blocks, block_size;
+  int32_t Hq, Hkv, G, head_tiles;
+  float scale_log2;  // softmax scale * log2(e)
+  const void* kc;    // (num_blocks, Hkv, block_size, D), int8 or bf16
+  const void* vc;
+  const float *ks, *ko, *vs, *vo;  // (Hkv D) each, C8 only
+  // Decode split-KV: CTA z takes keys [z part_len, (z + 1) part_len).
+  int32_t num_splits, part_len;
+  float* part_ml;   // (T, Hq, splits, 2): max (log2 domain), sum
+  float* part_acc;  // (T, Hq, splits, D)
+};
+
+// ---- PTX wrappers ----------------------------------------------------------------------
+__device__ __forceinline__ uint32_t Prmt(uint32_t a, uint32_t b, uint32_t sel) {
+  return __byte_perm(a, b, sel);
+}
+__device__ __forceinline__ float Ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, bool valid) {
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  const int n = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
+}
+__device__ __forceinline__ void CpAsyncCommit() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
+template <int N>
+__device__ __forceinline__ void CpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+// d += a b: a (16 x 16) row, b (16 x 8) col; fp16 (kF16) or bf16 inputs, fp32 accumulate.
+template <bool kF16>
+__device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                    uint32_t b1) {
+  if constexpr (kF16) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+// Two floats -> packed fp16x2 / bf16x2 (lo in the low half); `rounded` gets lo + hi as rounded.
+template <bool kF16>
+__device__ __forceinline__ uint32_t Pack2(float lo, float hi, float& rounded) {
+  if constexpr (kF16) {
+    const __half2 h = __floats2half2_rn(lo, hi);
+    const float2 f = __half22float2(h);
+    rounded = f.x + f.y;
+    return *reinterpret_cast<const uint32_t*>(&h);
+  } else {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    const float2 f = __bfloat1622float2(h);
+    rounded = f.x + f.y;
+    return *reinterpret_cast<const uint32_t*>(&h);
+  }
+}
+__device__ __forceinline__ float BfToF(uint32_t bits16) {
+  return __uint_as_float(bits16 << 16);
+}
+
+// ---- shared-memory tile layout -----------------------------------------------------------
+// A tile is 64 rows of RB bytes (RB = D * element size: 64, 128 or 256); 16-byte chunk `ch` of
+// row `key` lives at Swz<RB>(key, ch).
+template <int RB>
+__device__ __forceinline__ int Swz(int key, int ch) {
+  if constexpr (RB == 256) {
+    return key * 256 + ((ch ^ (key & 7) ^ ((ch >> 3) << 1)) << 4);
+  } else if constexpr (RB == 128) {
+    return key * 128 + ((ch ^ (key & 7)) << 4);
+  } else {
+    return key * 64 + ((ch ^ ((key >> 1) & 3)) << 4);
+  }
+}
+// Output dim of accumulator column n (0..7) of n-block j (0..D/8-1).
+__device__ __forceinline__ int VDim(int n, int j) {
+  return (j / 8) * 64 + 8 * n + j % 8;
+}
+
+// Online-softmax state of one warp: 16 rows, this lane holds rows g (index 0) and g + 8 (1).
+template <int D>
+struct WarpState {
+  float o[D / 8][4];  // accumulator fragments (n-block j: rows g: [0],[1]; g + 8: [2],[3])
+  float m[2], l[2];   // running max (log2 domain, quad-uniform), lane-partial sum
+};
+
+// Q A-fragments of this lane's rows (q0 = row g, q1 = row g + 8; null = zero row), permuted
+// like K. kC8: q' = fp16(q * s_k) and qoff = scale_log2 * sum q' (1152 + o_k) (quad-reduced).
+template <int D, bool kC8>
+__device__ __forceinline__ void LoadQ(const uint16_t* q0, const uint16_t* q1, const float* ks,
+                                      const float* ko, float scale_log2, uint32_t (&qa)[D / 16][4],
+                                      float (&qoff)[2]) {
+  const int c = threadIdx.x % 4;
+  const uint16_t* rows[2] = {q0, q1};
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float off = 0.0f;
+#pragma unroll
+    for (int v = 0; v < D / 32; ++v) {  // 8 dims (one uint4) = k-steps 2v, 2v+1
+      const int d0 = c * (D / 4) + v * 8;
+      uint4 raw = make_uint4(0, 0, 0, 0);
+      if (rows[r] != nullptr) raw = *reinterpret_cast<const uint4*>(rows[r] + d0);
+      const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+      if constexpr (kC8) {
+        uint32_t h[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int d = d0 + 2 * i;
+          const __half2 hh = __floats2half2_rn(BfToF(w[i] & 0xffffu) * ks[d],
+                                               __uint_as_float(w[i] & 0xffff0000u) * ks[d + 1]);
+          const float2 f = __half22float2(hh);
+          off = fmaf(f.x, ko[d] + kBias, off);
+          off = fmaf(f.y, ko[d + 1] + kBias, off);
+          h[i] = *reinterpret_cast<const uint32_t*>(&hh);
+        }
+        qa[2 * v][r] = h[0], qa[2 * v][r + 2] = h[1];
+        qa[2 * v + 1][r] = h[2], qa[2 * v + 1][r + 2] = h[3];
+      } else {
+        qa[2 * v][r] = w[0], qa[2 * v][r + 2] = w[1];
+        qa[2 * v + 1][r] = w[2], qa[2 * v + 1][r + 2] = w[3];
+      }
+    }
+    off += __shfl_xor_sync(0xffffffffu, off, 1);
+    off += __shfl_xor_sync(0xffffffffu, off, 2);
+    qoff[r] = off * scale_log2;
+  }
+}
+
+// One warp over kKeys keys [key0, key0 + kKeys) of a staged tile (kC8: int8 rows, else bf16).
+// lim[r]: keys with tile index >= lim[r] are masked for row r (g / g + 8).
+template <int D, bool kC8, int kKeys>
+__device__ __forceinline__ void ProcessTile(const uint8_t* kt, const uint8_t* vt, int key0,
+                                            const uint32_t (&qa)[D / 16][4],
+                                            const float (&qoff)[2], float scale_log2,
+                                            const int (&lim)[2], WarpState<D>& st) {
+  constexpr int kRB = D * (kC8 ? 1 : 2);
+  constexpr int kNb = kKeys / 8;
+  const int lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+  float s[kNb][4];
+  // S = Q K^T.
+#pragma unroll
+  for (int nb = 0; nb < kNb; ++nb) {
+    s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.0f;
+    const int key = key0 + nb * 8 + g;
+    constexpr int kChunks = D / 4 * (kC8 ? 1 : 2) / 16;
+    uint32_t kw[kChunks * 4];
+#pragma unroll
+    for (int i = 0; i < kChunks; ++i) {
+      const uint4 v = *reinterpret_cast<const uint4*>(kt + Swz<kRB>(key, c * kChunks + i));
+      kw[4 * i] = v.x, kw[4 * i + 1] = v.y, kw[4 * i + 2] = v.z, kw[4 * i + 3] = v.w;
+    }
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {
+      uint32_t b0, b1;
+      if constexpr (kC8) {
+        const uint32_t x = kw[ks] ^ 0x80808080u;
+        b0 = Prmt(x, kHalfMagic, 0x5140);
+        b1 = Prmt(x, kHalfMagic, 0x7362);
+      } else {
+        b0 = kw[2 * ks];
+        b1 = kw[2 * ks + 1];
+      }
+      Mma<kC8>(s[nb], qa[ks], b0, b1);
+    }
+  }
+  // Online softmax (log2 domain).
+  float mx[2] = {st.m[0], st.m[1]};
+#pragma unroll
+  for (int nb = 0; nb < kNb; ++nb) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int r = e / 2;
+      const int n = key0 + nb * 8 + 2 * c + (e & 1);
+      float x = fmaf(s[nb][e], scale_log2, -qoff[r]);
+      x = n < lim[r] ? x : -INFINITY;
+      s[nb][e] = x;
+      mx[r] = fmaxf(mx[r], x);
+    }
+  }
+  float alpha[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+    alpha[r] = Ex2(st.m[r] - mx[r]);
+    st.m[r] = mx[r];
+    st.l[r] *= alpha[r];
+  }
+#pragma unroll
+  for (int j = 0; j < D / 8; ++j) {
+    st.o[j][0] *= alpha[0], st.o[j][1] *= alpha[0];
+    st.o[j][2] *= alpha[1], st.o[j][3] *= alpha[1];
+  }
+  // O += P V, 16 keys per k-step.
+#pragma unroll
+  for (int kt16 = 0; kt16 < kKeys / 16; ++kt16) {
+    uint32_t pa[4];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const float(&sv)[4] = s[2 * kt16 + h];
+      float r0, r1;
+      pa[2 * h] = Pack2<kC8>(Ex2(sv[0] - mx[0]), Ex2(sv[1] - mx[0]), r0);
+      pa[2 * h + 1] = Pack2<kC8>(Ex2(sv[2] - mx[1]), Ex2(sv[3] - mx[1]), r1);
+      st.l[0] += r0;
+      st.l[1] += r1;
+    }
+    // Keys 2c, 2c+1 (b0) and 2c+8, 2c+9 (b1) of this k-step; this lane's V dims VDim(g, j).
+    const int kb = key0 + kt16 * 16 + 2 * c;
+    const int keys[4] = {kb, kb + 1, kb + 8, kb + 9};
+    constexpr int kGroups = D / 64;  // 8-dim groups per lane
+    uint32_t vw[4][kGroups * (kC8 ? 2 : 4)];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+#pragma unroll
+      for (int h = 0; h < kGroups; ++h) {
+        if constexpr (kC8) {
+          const uint2 v = *reinterpret_cast<const uint2*>(vt + Swz<kRB>(keys[k], 4 * h + g / 2) +
+                                                          8 * (g & 1));
+          vw[k][2 * h] = v.x ^ 0x80808080u;
+          vw[k][2 * h + 1] = v.y ^ 0x80808080u;
+        } else {
+          const uint4 v = *reinterpret_cast<const uint4*>(vt + Swz<kRB>(keys[k], 8 * h + g));
+          vw[k][4 * h] = v.x, vw[k][4 * h + 1] = v.y, vw[k][4 * h + 2] = v.z,
+                    vw[k][4 * h + 3] = v.w;
+        }
+      }
+    }
+#pragma unroll
+    for (int w = 0; w < kGroups * (kC8 ? 2 : 4); ++w) {
+      if constexpr (kC8) {  // word w = dims 4w..4w+3 of the lane's set (j = 4w + e)
+        const uint32_t lo0 = Prmt(vw[0][w], vw[1][w], 0x5140), hi0 = Prmt(vw[0][w], vw[1][w], 0x7362);
+        const uint32_t lo1 = Prmt(vw[2][w], vw[3][w], 0x5140), hi1 = Prmt(vw[2][w], vw[3][w], 0x7362);
+        Mma<true>(st.o[4 * w + 0], pa, Prmt(lo0, kHalfMagic, 0x5140), Prmt(lo1, kHalfMagic, 0x5140));
+        Mma<true>(st.o[4 * w + 1], pa, Prmt(lo0, kHalfMagic, 0x7362), Prmt(lo1, kHalfMagic, 0x7362));
+        Mma<true>(st.o[4 * w + 2], pa, Prmt(hi0, kHalfMagic, 0x5140), Prmt(hi1, kHalfMagic, 0x5140));
+        Mma<true>(st.o[4 * w + 3], pa, Prmt(hi0, kHalfMagic, 0x7362), Prmt(hi1, kHalfMagic, 0x7362));
+      } else {  // word w = dims 2w, 2w+1 (j = 2w + e)
+        Mma<false>(st.o[2 * w], pa, Prmt(vw[0][w], vw[1][w], 0x5410),
+                   Prmt(vw[2][w], vw[3][w], 0x5410));
+        Mma<false>(st.o[2 * w + 1], pa, Prmt(vw[0][w], vw[1][w], 0x7632),
+                   Prmt(vw[2][w], vw[3][w], 0x7632));
+      }
+    }
+  }
+}
+
+// C8 accumulator -> real values: o = s_v (o - (o_v + 1152) l), l = the quad-reduced row sums.
+template <int D>
+__device__ __forceinline__ void C8ToReal(WarpState<D>& st, const float* vs, const float* vo) {
+  const int c = threadIdx.x % 4;
+  float lf[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    lf[r] = st.l[r];
+    lf[r] += __shfl_xor_sync(0xffffffffu, lf[r], 1);
+    lf[r] += __shfl_xor_sync(0xffffffffu, lf[r], 2);
+  }
+#pragma unroll
+  for (int j = 0; j < D / 8; ++j) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int d = VDim(2 * c + e, j);
+      const float sv = vs[d], ov = vo[d] + kBias;
+      st.o[j][e] = sv * (st.o[j][e] - ov * lf[0]);
+      st.o[j][e + 2] = sv * (st.o[j][e + 2] - ov * lf[1]);
+    }
+  }
+}
+
+// Stages tile keys [0, 64) of K and V into `kd`, `vd` (RB-byte rows). off(key) is the byte
+// offset of the row in both kbase and vbase, or -1 for a zero row.
+template <int RB, typename RowOff>
+__device__ __forceinline__ void StageTile(uint8_t* kd, uint8_t* vd, const uint8_t* kbase,
+                                          const uint8_t* vbase, RowOff off) {
+  constexpr int kCpr = RB / 16;
+  constexpr int kItems = kTileKeys * kCpr;
+  static_assert(kItems % kThreads == 0, "tile items");
+#pragma unroll
+  for (int i = 0; i < kItems / kThreads; ++i) {
+    const int item = threadIdx.x + i * kThreads;
+    const int key = item / kCpr, ch = item % kCpr;
+    const int64_t o = off(key);
+    const bool ok = o >= 0;
+    const int64_t src = ok ? o + ch * 16 : 0;
+    CpAsync16(kd + Swz<RB>(key, ch), kbase + src, ok);
+    CpAsync16(vd + Swz<RB>(key, ch), vbase + src, ok);
+  }
+}
+
+}  // namespace c8::cuda::tc

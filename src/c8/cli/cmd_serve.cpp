@@ -1,0 +1,215 @@
+// `c8 serve MODEL`: the OpenAI-compatible HTTP server (vLLM-style flags).
+//
+// Threads: the main thread loads the model and then waits for SIGINT/SIGTERM (blocked in
+// every thread, taken with sigwait by a dedicated signal thread); one thread runs the HTTP
+// accept loop (worker threads parse, template, tokenize); the AsyncEngine's thread owns the
+// LlmEngine. Shutdown drains: new requests get 503, in-flight requests get up to
+// --shutdown-timeout seconds to finish, the rest are aborted, then the process exits 0.
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "c8/cli/commands.h"
+#include "c8/engine/async_engine.h"
+#include "c8/engine/model_bundle.h"
+#include "c8/server/http_server.h"
+
+namespace c8::cli {
+
+namespace {
+
+struct ServeArgs {
+  std::string model;
+  ServeOptions serve;
+  std::string device = "auto", kv_cache_dtype = "auto";
+  int threads = 0;
+  int64_t max_model_len = 0, block_size = 16;
+  double kv_cache_gib = 1.0;
+  int32_t max_num_seqs = 256, max_num_batched_tokens = 2048;
+  bool prefix_caching = true;
+  double shutdown_timeout_s = 5.0;
+  bool quiet = false;
+};
+
+// Signal state shared with the signal thread.
+struct SignalState {
+  std::mutex mu;
+  std::condition_variable cv;
+  int count = 0;
+  std::atomic<bool> serving{false};
+};
+
+std::string KvSummary(const ModelBundle& m) {
+  std::map<std::string, int> n;
+  const int64_t layers = m.model->config().num_layers;
+  for (int64_t i = 0; i < layers; ++i) n[std::string(KvDTypeName(m.kv_cache->layer_dtype(i)))]++;
+  std::string s;
+  for (const auto& [name, count] : n) {
+    if (!s.empty()) s += ", ";
+    s += name + " x" + std::to_string(count);
+  }
+  return s + " (of " + std::to_string(layers) + " layers)";
+}
+
+int Run(ServeArgs& a) {
+  // Block the shutdown signals before any thread exists (backend pools, engine, HTTP
+  // workers inherit the mask); one thread takes them with sigwait.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);  // a closed client socket is a failed write, not a kill
+  auto sig = std::make_shared<SignalState>();
+  std::thread([sig, set] {
+    for (;;) {
+      int signo = 0;
+      if (sigwait(&set, &signo) != 0) continue;
+      if (!sig->serving) std::_Exit(128 + signo);  // still loading: just stop
+      {
+        std::lock_guard<std::mutex> lock(sig->mu);
+        ++sig->count;
+      }
+      sig->cv.notify_all();
+    }
+  }).detach();
+
+  if (a.serve.api_key.empty()) {
+    if (const char* k = std::getenv("C8_API_KEY"); k && *k) a.serve.api_key = k;
+    else if (const char* v = std::getenv("VLLM_API_KEY"); v && *v) a.serve.api_key = v;
+  }
+  if (a.serve.served_model_name.empty()) a.serve.served_model_name = a.model;
+  a.serve.model_dir = a.model;
+  a.serve.version = C8_VERSION;
+  a.serve.max_num_seqs = a.max_num_seqs;
+
+  EngineOptions eo;
+  eo.model_dir = a.model;
+  eo.backend.device = a.device;
+  eo.backend.num_threads = a.threads;
+  eo.kv_cache_dtype = a.kv_cache_dtype;
+  eo.max_model_len = a.max_model_len;
+  eo.block_size = a.block_size;
+  eo.kv_cache_gib = a.kv_cache_gib;
+  if (!a.quiet) eo.progress = StderrProgress();
+  auto bundle = ModelBundle::Load(eo);
+  if (!bundle.ok()) {
+    std::fprintf(stderr, "c8 serve: error: %s\n", bundle.message().c_str());
+    return 1;
+  }
+  ModelBundle& m = **bundle;
+  EngineConfig ec;
+  ec.scheduler.max_num_seqs = a.max_num_seqs;
+  ec.scheduler.max_num_batched_tokens = a.max_num_batched_tokens;
+  ec.scheduler.max_model_len = static_cast<int32_t>(m.model->max_model_len());
+  ec.enable_prefix_caching = a.prefix_caching;
+  AsyncEngine engine(m, ec);
+  HttpServer server(a.serve, m, engine);
+  if (Status st = server.Bind(); !st.ok()) {
+    std::fprintf(stderr, "c8 serve: error: %s\n", st.message().c_str());
+    return 1;
+  }
+  const KvCacheSpec& spec = m.kv_cache->spec();
+  const EngineStats st0 = engine.stats();
+  std::fprintf(stderr,
+               "c8 serve: model %s (served as '%s'), backend %s\n"
+               "c8 serve: KV cache %s, block size %lld, %d blocks = %lld tokens, prefix "
+               "caching %s, max_model_len %d\n"
+               "c8 serve: listening on http://%s:%d%s\n",
+               a.model.c_str(), a.serve.served_model_name.c_str(), m.backend->Name().c_str(),
+               KvSummary(m).c_str(), static_cast<long long>(spec.block_size), st0.num_blocks,
+               static_cast<long long>(st0.num_blocks) * static_cast<long long>(spec.block_size),
+               a.prefix_caching ? "on" : "off", engine.max_model_len(), a.serve.host.c_str(),
+               server.port(), a.serve.api_key.empty() ? "" : " (API key required)");
+  std::fflush(stderr);
+
+  std::thread http([&] { server.Serve(); });
+  sig->serving = true;
+  {
+    std::unique_lock<std::mutex> lock(sig->mu);
+    sig->cv.wait(lock, [&] { return sig->count > 0; });
+  }
+  std::fprintf(stderr, "c8 serve: shutting down: draining %d request(s) (up to %.1f s)\n",
+               server.num_active(), a.shutdown_timeout_s);
+  server.BeginDrain();
+  auto wait_idle = [&](double seconds) {
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+    while (server.num_active() > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::unique_lock<std::mutex> lock(sig->mu);
+      if (sig->count > 1) break;  // a second signal: stop waiting
+      sig->cv.wait_for(lock, std::chrono::milliseconds(50));
+    }
+  };
+  wait_idle(a.shutdown_timeout_s);
+  if (server.num_active() > 0) {
+    std::fprintf(stderr, "c8 serve: aborting %d request(s)\n", server.num_active());
+    engine.AbortAll();
+    wait_idle(5.0);
+  }
+  server.Stop();
+  http.join();
+  engine.Shutdown();
+  std::fprintf(stderr, "c8 serve: stopped\n");
+  return 0;
+}
+
+}  // namespace
+
+Runner RegisterServe(CLI::App& app) {
+  auto a = std::make_shared<ServeArgs>();
+  CLI::App* sub = app.add_subcommand("serve", "Serve a model over an OpenAI-compatible HTTP API");
+  sub->add_option("model", a->model, "Model directory (Hugging Face layout)")->required();
+  sub->add_option("--host", a->serve.host, "Address to listen on")->capture_default_str();
+  sub->add_option("--port", a->serve.port, "Port to listen on (0 = any free port)")
+      ->capture_default_str();
+  sub->add_option("--api-key", a->serve.api_key,
+                  "Require 'Authorization: Bearer KEY' on /v1/* (default: env C8_API_KEY, "
+                  "then VLLM_API_KEY)");
+  sub->add_option("--served-model-name", a->serve.served_model_name,
+                  "Model name clients use (default: the MODEL argument)");
+  sub->add_option("--device", a->device, "auto | cpu | cuda")->capture_default_str();
+  sub->add_option("--threads", a->threads, "CPU threads (0 = all cores)")->capture_default_str();
+  sub->add_option("--kv-cache-dtype", a->kv_cache_dtype,
+                  "KV cache dtype: auto (what the checkpoint says) | bf16 | fp32 | int8")
+      ->capture_default_str();
+  sub->add_option("--max-model-len", a->max_model_len,
+                  "Context length (0 = the model's, capped at 32768)");
+  sub->add_option("--block-size", a->block_size, "KV cache block size (multiple of 16)")
+      ->capture_default_str();
+  sub->add_option("--kv-cache-memory", a->kv_cache_gib,
+                  "KV cache size in GiB (0 = enough for one full context)")
+      ->capture_default_str();
+  sub->add_option("--max-num-seqs", a->max_num_seqs, "Most sequences in one step")
+      ->capture_default_str();
+  sub->add_option("--max-num-batched-tokens", a->max_num_batched_tokens,
+                  "Token budget of one step (prefill chunks + decode tokens)")
+      ->capture_default_str();
+  sub->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", a->prefix_caching,
+                "Prefix caching (on by default)");
+  sub->add_option("--max-body-bytes", a->serve.max_body_bytes,
+                  "Largest accepted request body (larger: 413)")
+      ->capture_default_str();
+  sub->add_option("--http-threads", a->serve.http_threads,
+                  "HTTP worker threads (0 = max-num-seqs + 16)")
+      ->capture_default_str();
+  sub->add_option("--shutdown-timeout", a->shutdown_timeout_s,
+                  "Seconds in-flight requests get to finish on SIGINT/SIGTERM")
+      ->capture_default_str();
+  sub->add_flag("--quiet,-q", a->quiet, "No loading progress on stderr");
+  return [a, sub]() {
+    if (!sub->parsed()) return kNotParsed;
+    return Run(*a);
+  };
+}
+
+}  // namespace c8::cli

@@ -1,0 +1,92 @@
+// One OpenAI generation request in flight, from parsed request to response: builds the
+// prompts (chat template / tokenizer, on the calling HTTP thread), checks them against the
+// context, fans out prompts x n engine requests (same seed, rng_stream = sibling index),
+// collects their outputs from the AsyncEngine and formats the whole response or its SSE
+// chunks. Choice index = prompt index * n + sibling. No HTTP here: the server feeds the
+// stream text to its socket.
+//
+// Destroying a job whose requests are unfinished aborts them (client gone, server error).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "c8/engine/async_engine.h"
+#include "c8/server/api_error.h"
+#include "c8/server/metrics.h"
+#include "c8/server/openai_request.h"
+#include "c8/server/openai_response.h"
+
+namespace c8 {
+
+struct GenerationContext {
+  ModelBundle* bundle = nullptr;
+  AsyncEngine* engine = nullptr;
+  ServerMetrics* metrics = nullptr;  // optional
+  std::string model_name;            // reported in responses
+};
+
+class GenerationJob {
+ public:
+  // Tokenizes, validates against the context and submits. `id` is the response id
+  // ("cmpl-..." / "chatcmpl-..."), also the prefix of the engine request ids.
+  static std::variant<ApiError, std::unique_ptr<GenerationJob>> Start(
+      const GenerationContext& ctx, OpenAiRequest request, std::string id);
+  ~GenerationJob();
+
+  // Waits for every choice and returns the whole response, or an error (500 when the engine
+  // failed a request).
+  std::variant<ApiError, nlohmann::json> Wait();
+
+  // Streaming: waits up to `timeout` for outputs and appends their SSE events to *out
+  // (chunks; then, once everything finished, the usage chunk and "data: [DONE]").
+  void NextEvents(std::string* out, std::chrono::milliseconds timeout);
+  // The stream is complete ("data: [DONE]" was produced).
+  bool done() const { return done_sent_; }
+  // Aborts every unfinished request (the client went away).
+  void Abort();
+
+  bool stream() const { return request_.stream; }
+  int num_choices() const { return static_cast<int>(choices_.size()); }
+
+ private:
+  struct Choice {
+    std::string engine_id;
+    int prompt_index = 0;
+    ChoiceResult result;
+    std::string error;
+    bool finished = false;
+    bool sent_first = false;  // stream: role / echo sent
+    int64_t prompt_tokens = 0, output_tokens = 0, cached_tokens = 0;
+    int64_t text_offset = 0;  // completions logprobs
+    std::chrono::steady_clock::time_point first_token, last_token;
+    bool has_token = false;
+  };
+
+  GenerationJob() = default;
+  // Applies one engine event to its choice (and the metrics). Returns the choice index.
+  int Apply(EngineEvent& event);
+  nlohmann::json LogprobsOf(Choice& c, std::span<const TokenOutput> tokens);
+  Usage TotalUsage() const;
+  std::string TokenText(int32_t id) const;
+
+  GenerationContext ctx_;
+  OpenAiRequest request_;
+  ResponseMeta meta_;
+  std::vector<std::string> prompt_texts_;  // echo
+  std::vector<Choice> choices_;
+  std::shared_ptr<OutputStream> outputs_;
+  std::chrono::steady_clock::time_point arrival_;
+  int remaining_ = 0;
+  bool done_sent_ = false;
+};
+
+// A fresh response id: prefix + 24 hex digits.
+std::string NewResponseId(const std::string& prefix);
+
+}  // namespace c8
