@@ -1,11 +1,14 @@
 // `c8 serve MODEL`: the OpenAI-compatible HTTP server (vLLM-style flags).
 //
-// Threads: the main thread loads the model and then waits for SIGINT/SIGTERM (blocked in
-// every thread, taken with sigwait by a dedicated signal thread); one thread runs the HTTP
+// Threads: the main thread loads the model and then waits for SIGINT/SIGTERM (a handler
+// writes to a self-pipe, a watcher thread wakes the main thread); one thread runs the HTTP
 // accept loop (worker threads parse, template, tokenize); the AsyncEngine's thread owns the
 // LlmEngine. Shutdown drains: new requests get 503, in-flight requests get up to
 // --shutdown-timeout seconds to finish, the rest are aborted, then the process exits 0.
 #include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <atomic>
 #include <chrono>
@@ -40,13 +43,23 @@ struct ServeArgs {
   bool quiet = false;
 };
 
-// Signal state shared with the signal thread.
+// Signal state shared with the watcher thread.
 struct SignalState {
   std::mutex mu;
   std::condition_variable cv;
   int count = 0;
-  std::atomic<bool> serving{false};
 };
+
+// Process-wide by nature (a signal handler cannot take arguments): the self-pipe and whether
+// the server is up yet.
+int g_signal_pipe[2] = {-1, -1};
+std::atomic<bool> g_serving{false};
+
+extern "C" void OnSignal(int signo) {
+  if (!g_serving.load()) _exit(128 + signo);
+  const char c = static_cast<char>(signo);
+  [[maybe_unused]] ssize_t n = ::write(g_signal_pipe[1], &c, 1);
+}
 
 std::string KvSummary(const ModelBundle& m) {
   std::map<std::string, int> n;
@@ -61,20 +74,27 @@ std::string KvSummary(const ModelBundle& m) {
 }
 
 int Run(ServeArgs& a) {
-  // Block the shutdown signals before any thread exists (backend pools, engine, HTTP
-  // workers inherit the mask); one thread takes them with sigwait.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // SIGINT/SIGTERM: the handler writes the signal number to a pipe (async-signal-safe); a
+  // watcher thread turns it into a count the main thread waits on. While the model is still
+  // loading a signal just ends the process.
+  if (::pipe(g_signal_pipe) != 0) {
+    std::fprintf(stderr, "c8 serve: error: pipe() failed\n");
+    return 1;
+  }
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
   ::signal(SIGPIPE, SIG_IGN);  // a closed client socket is a failed write, not a kill
   auto sig = std::make_shared<SignalState>();
-  std::thread([sig, set] {
+  std::thread([sig] {
     for (;;) {
-      int signo = 0;
-      if (sigwait(&set, &signo) != 0) continue;
-      if (!sig->serving) std::_Exit(128 + signo);  // still loading: just stop
+      char c = 0;
+      const ssize_t n = ::read(g_signal_pipe[0], &c, 1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
       {
         std::lock_guard<std::mutex> lock(sig->mu);
         ++sig->count;
@@ -133,7 +153,7 @@ int Run(ServeArgs& a) {
   std::fflush(stderr);
 
   std::thread http([&] { server.Serve(); });
-  sig->serving = true;
+  g_serving = true;
   {
     std::unique_lock<std::mutex> lock(sig->mu);
     sig->cv.wait(lock, [&] { return sig->count > 0; });

@@ -68,18 +68,7 @@ struct AttnParams {
   float* part_acc;       // (T, Hq, splits, D)
 };
 
-// 8 consecutive elements of a row -> fp32.
-__device__ __forceinline__ void Load8(const int8_t* p, float (&f)[8]) {
-  const uint2 raw = *reinterpret_cast<const uint2*>(p);
-  const uint32_t w[2] = {raw.x ^ 0x80808080u, raw.y ^ 0x80808080u};
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-#pragma unroll
-    for (int b = 0; b < 4; ++b) {
-      f[i * 4 + b] = __uint_as_float(__byte_perm(w[i], 0x4B000000u, 0x7650 + b)) - 8388736.0f;
-    }
-  }
-}
+// 8 consecutive elements of a row (bf16 or fp32) -> fp32.
 __device__ __forceinline__ void Load8(const uint16_t* p, float (&f)[8]) {
   const uint4 raw = *reinterpret_cast<const uint4*>(p);
   const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
