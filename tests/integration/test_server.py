@@ -11,7 +11,8 @@ import re
 import threading
 import time
 
-import httpx
+import http.client
+import urllib.parse
 import openai
 import pytest
 
@@ -30,9 +31,31 @@ def client():
     return openai.OpenAI(base_url=BASE + "/v1", api_key=KEY, max_retries=0, timeout=120)
 
 
+class RawResponse:
+    def __init__(self, status, body):
+        self.status_code = status
+        self.content = body
+        self.text = body.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.text)
+
+
+def http_request(method, path, body=None, headers=None, timeout=60):
+    """One HTTP request with the standard library (raw bytes in, status + bytes out)."""
+    u = urllib.parse.urlsplit(BASE)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return RawResponse(r.status, r.read())
+    finally:
+        conn.close()
+
+
 def metrics():
     """Samples of /metrics: {name: value} (first sample of each name) and the raw text."""
-    text = httpx.get(BASE + "/metrics", timeout=30).text
+    text = http_request("GET", "/metrics").text
     out = {}
     for line in text.splitlines():
         if not line or line.startswith("#"):
@@ -63,8 +86,8 @@ def greedy_completion(client, prompt=PROMPT, max_tokens=8, **extra):
 # --- basics -------------------------------------------------------------------------------
 
 def test_health_version_models(client):
-    assert httpx.get(BASE + "/health").status_code == 200
-    v = httpx.get(BASE + "/version").json()
+    assert http_request("GET", "/health").status_code == 200
+    v = http_request("GET", "/version").json()
     assert isinstance(v["version"], str) and v["version"]
     models = client.models.list()
     assert [m.id for m in models.data] == [MODEL]
@@ -335,10 +358,11 @@ def test_32_concurrent_streams(client):
 def _raw(path, body=None, method="POST", headers=None, raw=None):
     h = dict(AUTH)
     h.update(headers or {})
+    h = {k: v for k, v in h.items() if v}
     if raw is None and body is not None:
         raw = json.dumps(body).encode()
         h.setdefault("Content-Type", "application/json")
-    return httpx.request(method, BASE + path, content=raw, headers=h, timeout=60)
+    return http_request(method, path, body=raw, headers=h)
 
 
 CMPL, CHAT = "/v1/completions", "/v1/chat/completions"

@@ -21,8 +21,9 @@
 // C8 int8 tiles use fp16 mma: int8 x becomes the exact fp16 1152 + x with one XOR and one
 // byte permute per pair ((x ^ 0x80) | 0x6400 = 1024 + 128 + x), never a dequantized copy. With
 // q' = fp16(q * s_k) and the bias folded in:
-//   score = q'.(k + 1152) - sum q' (1152 + o_k)
-//   sum_j p_j v_j = s_v (sum_j p_j (v_j + 1152) - (o_v + 1152) sum_j p_j)
+//   score = q'.(k + 1152) - sum q' (1152 + o_k)       (bias folded: 128-term sums only)
+//   sum_j p_j v_j = s_v (sum_j p_j v_j - o_v sum_j p_j)  (V fragments get the bias removed by
+//   one HSUB2: keeping it would cancel ~1152 l against the signal over long contexts)
 // bf16 tiles (bf16 cache, fresh keys of this step) use bf16 mma on the raw values.
 #pragma once
 
@@ -111,6 +112,12 @@ __device__ __forceinline__ uint32_t Pack2(float lo, float hi, float& rounded) {
     rounded = f.x + f.y;
     return *reinterpret_cast<const uint32_t*>(&h);
   }
+}
+// fp16x2 (1152 + a, 1152 + b) -> (a, b), exact.
+__device__ __forceinline__ uint32_t Unbias(uint32_t h2) {
+  uint32_t r;
+  asm("sub.f16x2 %0, %1, %2;" : "=r"(r) : "r"(h2), "r"(0x64806480u));
+  return r;
 }
 __device__ __forceinline__ float BfToF(uint32_t bits16) {
   return __uint_as_float(bits16 << 16);
@@ -221,6 +228,7 @@ __device__ __forceinline__ void ProcessTile(const uint8_t* kt, const uint8_t* vt
     }
   }
   // Online softmax (log2 domain).
+  const bool masked = min(lim[0], lim[1]) < key0 + kKeys;
   float mx[2] = {st.m[0], st.m[1]};
 #pragma unroll
   for (int nb = 0; nb < kNb; ++nb) {
@@ -229,7 +237,7 @@ __device__ __forceinline__ void ProcessTile(const uint8_t* kt, const uint8_t* vt
       const int r = e / 2;
       const int n = key0 + nb * 8 + 2 * c + (e & 1);
       float x = fmaf(s[nb][e], scale_log2, -qoff[r]);
-      x = n < lim[r] ? x : -INFINITY;
+      if (masked) x = n < lim[r] ? x : -INFINITY;
       s[nb][e] = x;
       mx[r] = fmaxf(mx[r], x);
     }
@@ -287,10 +295,14 @@ __device__ __forceinline__ void ProcessTile(const uint8_t* kt, const uint8_t* vt
       if constexpr (kC8) {  // word w = dims 4w..4w+3 of the lane's set (j = 4w + e)
         const uint32_t lo0 = Prmt(vw[0][w], vw[1][w], 0x5140), hi0 = Prmt(vw[0][w], vw[1][w], 0x7362);
         const uint32_t lo1 = Prmt(vw[2][w], vw[3][w], 0x5140), hi1 = Prmt(vw[2][w], vw[3][w], 0x7362);
-        Mma<true>(st.o[4 * w + 0], pa, Prmt(lo0, kHalfMagic, 0x5140), Prmt(lo1, kHalfMagic, 0x5140));
-        Mma<true>(st.o[4 * w + 1], pa, Prmt(lo0, kHalfMagic, 0x7362), Prmt(lo1, kHalfMagic, 0x7362));
-        Mma<true>(st.o[4 * w + 2], pa, Prmt(hi0, kHalfMagic, 0x5140), Prmt(hi1, kHalfMagic, 0x5140));
-        Mma<true>(st.o[4 * w + 3], pa, Prmt(hi0, kHalfMagic, 0x7362), Prmt(hi1, kHalfMagic, 0x7362));
+        Mma<true>(st.o[4 * w + 0], pa, Unbias(Prmt(lo0, kHalfMagic, 0x5140)),
+                  Unbias(Prmt(lo1, kHalfMagic, 0x5140)));
+        Mma<true>(st.o[4 * w + 1], pa, Unbias(Prmt(lo0, kHalfMagic, 0x7362)),
+                  Unbias(Prmt(lo1, kHalfMagic, 0x7362)));
+        Mma<true>(st.o[4 * w + 2], pa, Unbias(Prmt(hi0, kHalfMagic, 0x5140)),
+                  Unbias(Prmt(hi1, kHalfMagic, 0x5140)));
+        Mma<true>(st.o[4 * w + 3], pa, Unbias(Prmt(hi0, kHalfMagic, 0x7362)),
+                  Unbias(Prmt(hi1, kHalfMagic, 0x7362)));
       } else {  // word w = dims 2w, 2w+1 (j = 2w + e)
         Mma<false>(st.o[2 * w], pa, Prmt(vw[0][w], vw[1][w], 0x5410),
                    Prmt(vw[2][w], vw[3][w], 0x5410));
@@ -301,7 +313,7 @@ __device__ __forceinline__ void ProcessTile(const uint8_t* kt, const uint8_t* vt
   }
 }
 
-// C8 accumulator -> real values: o = s_v (o - (o_v + 1152) l), l = the quad-reduced row sums.
+// C8 accumulator -> real values: o = s_v (o - o_v l), l = the quad-reduced row sums.
 template <int D>
 __device__ __forceinline__ void C8ToReal(WarpState<D>& st, const float* vs, const float* vo) {
   const int c = threadIdx.x % 4;
@@ -317,7 +329,7 @@ __device__ __forceinline__ void C8ToReal(WarpState<D>& st, const float* vs, cons
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
       const int d = VDim(2 * c + e, j);
-      const float sv = vs[d], ov = vo[d] + kBias;
+      const float sv = vs[d], ov = vo[d];
       st.o[j][e] = sv * (st.o[j][e] - ov * lf[0]);
       st.o[j][e + 2] = sv * (st.o[j][e + 2] - ov * lf[1]);
     }

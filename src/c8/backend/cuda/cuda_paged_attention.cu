@@ -545,12 +545,49 @@ SplitPlan PlanSplits(const AttentionMeta& meta, const AttentionShape& shape) {
   return PlanFor(work, meta.max_context_len, int64_t(NumSms()) * 8, 256, 64);
 }
 
-// Tensor-core decode kernel (bf16 / int8 caches): about 6 CTAs per SM in total.
-SplitPlan PlanTcSplits(const AttentionMeta& meta, const AttentionShape& shape) {
+// Resident CTAs per SM of a decode kernel (sets its shared-memory attribute on first use).
+template <int D, bool kC8>
+int TcDecodeOccupancy() {
+  static const int occ = [] {
+    constexpr int kSmem = DecodeSmemBytes<D, kC8>();
+    cudaFuncSetAttribute(TcDecodeKernel<D, kC8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         kSmem);
+    int n = 0;
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, TcDecodeKernel<D, kC8>, tc::kThreads, kSmem);
+    return std::max(1, n);
+  }();
+  return occ;
+}
+int TcDecodeOccupancy(int D, bool c8) {
+  if (D == 128) return c8 ? TcDecodeOccupancy<128, true>() : TcDecodeOccupancy<128, false>();
+  return c8 ? TcDecodeOccupancy<64, true>() : TcDecodeOccupancy<64, false>();
+}
+
+// Tensor-core decode kernel (bf16 / int8 caches): every CTA streams one part, so the step takes
+// about waves x part (+ a fixed cost per CTA); pick the split count minimizing that, where
+// waves = ceil(CTAs / resident CTA slots).
+SplitPlan PlanTcSplits(const AttentionMeta& meta, const AttentionShape& shape, bool c8) {
   const int G = shape.num_heads / shape.num_kv_heads;
   const int head_tiles = (G + kDecodeRows - 1) / kDecodeRows;
-  const int64_t work = int64_t(meta.num_seqs) * shape.num_kv_heads * head_tiles;
-  return PlanFor(work, meta.max_context_len, int64_t(NumSms()) * 6, 512, tc::kTileKeys);
+  const int64_t work = std::max<int64_t>(1, int64_t(meta.num_seqs) * shape.num_kv_heads * head_tiles);
+  const int64_t slots = int64_t(NumSms()) * TcDecodeOccupancy(shape.head_dim, c8);
+  const int ctx = std::max(1, meta.max_context_len);
+  constexpr int kCtaCost = 192;  // keys' worth of prologue / merge / reduce per CTA
+  SplitPlan best;
+  int64_t best_cost = -1;
+  const int max_splits = std::min(512, (ctx + 255) / 256);
+  for (int s = 1; s <= std::max(1, max_splits); ++s) {
+    const int part = ((ctx + s - 1) / s + tc::kTileKeys - 1) / tc::kTileKeys * tc::kTileKeys;
+    const int splits = (ctx + part - 1) / part;
+    const int64_t waves = (work * splits + slots - 1) / slots;
+    const int64_t cost = waves * (part + kCtaCost);
+    if (best_cost < 0 || cost < best_cost) {
+      best_cost = cost;
+      best.splits = splits;
+      best.part_len = part;
+    }
+  }
+  return best;
 }
 
 template <int D, typename T>
@@ -560,21 +597,16 @@ void LaunchTyped(const AttnParams& p, dim3 grid, cudaStream_t stream) {
 
 template <int D, bool kC8>
 void LaunchTcDecode(const tc::TcParams& p, dim3 grid, cudaStream_t stream) {
-  constexpr int kSmem = DecodeSmemBytes<D, kC8>();
-  static bool configured = false;  // per instantiation; setting the attribute is idempotent
-  if (!configured) {
-    cudaFuncSetAttribute(TcDecodeKernel<D, kC8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         kSmem);
-    configured = true;
-  }
-  TcDecodeKernel<D, kC8><<<grid, tc::kThreads, kSmem, stream>>>(p);
+  TcDecodeOccupancy<D, kC8>();  // sets the shared-memory attribute once
+  TcDecodeKernel<D, kC8><<<grid, tc::kThreads, DecodeSmemBytes<D, kC8>(), stream>>>(p);
 }
 
 void LaunchTensorCoreAttention(const uint16_t* qkv, const AttentionMeta& meta,
                                const KvLayerView& cache, const AttentionShape& shape,
                                uint16_t* out, void* workspace, cudaStream_t stream) {
   if (meta.max_query_len > 1) LaunchPrefillAttention(qkv, meta, cache, shape, out, stream);
-  const SplitPlan plan = PlanTcSplits(meta, shape);
+  const bool c8 = cache.dtype == KvDType::kInt8;
+  const SplitPlan plan = PlanTcSplits(meta, shape, c8);
   tc::TcParams p{};
   p.qkv = qkv;
   p.out = out;
@@ -591,7 +623,6 @@ void LaunchTensorCoreAttention(const uint16_t* qkv, const AttentionMeta& meta,
   p.scale_log2 = shape.scale * kLog2e;
   p.kc = cache.k;
   p.vc = cache.v;
-  const bool c8 = cache.dtype == KvDType::kInt8;
   if (c8) {
     p.ks = cache.k_scale;
     p.ko = cache.k_offset;
@@ -620,7 +651,9 @@ void LaunchTensorCoreAttention(const uint16_t* qkv, const AttentionMeta& meta,
 
 size_t PagedAttentionWorkspaceBytes(const AttentionMeta& meta, const AttentionShape& shape) {
   // The cache dtype is not known here: room for whichever kernel needs more.
-  const int splits = std::max(PlanSplits(meta, shape).splits, PlanTcSplits(meta, shape).splits);
+  const int splits = std::max({PlanSplits(meta, shape).splits,
+                               PlanTcSplits(meta, shape, true).splits,
+                               PlanTcSplits(meta, shape, false).splits});
   if (splits <= 1) return 0;
   return size_t(meta.num_tokens) * shape.num_heads * splits * (shape.head_dim + 2) * 4;
 }

@@ -2,8 +2,8 @@
 // for every sequence with more than one new token. Layouts and the C8 algebra are described in
 // cuda_attention_tc.cuh.
 //
-// Grid (row tiles, Hkv, S): CTA (x, g, s) serves rows [64 r, 64 r + 64) of sequence s, kv head
-// g, where r = gridDim.x - 1 - x (the longest causal rows start first) and row i of a
+// Grid (Hkv, S, row tiles): CTA (g, s, z) serves rows [64 r, 64 r + 64) of sequence s, kv head
+// g, where r = gridDim.z - 1 - z (the longest causal rows of all heads start first) and row i of a
 // sequence is (new token i / G, query head g G + i % G). It streams the cached prefix
 // [0, num_cached) from the paged cache (bf16, or int8 with fp16 mma), switches the accumulator
 // to real values, then streams the fresh keys of its own chunk from qkv (bf16) with the causal
@@ -17,7 +17,7 @@ namespace {
 
 using namespace tc;
 
-constexpr int kPrefillStages = 2;
+constexpr int kPrefillStages = 3;
 constexpr int kRowsPerCta = 64;
 
 template <int D>
@@ -30,11 +30,11 @@ __global__ void __launch_bounds__(kThreads, 2) PrefillKernel(TcParams p) {
   constexpr int kTileBytes = kTileKeys * D * 2;
   constexpr int kCacheRB = D * (kC8 ? 1 : 2);
   extern __shared__ __align__(128) uint8_t smem[];
-  const int s = blockIdx.z, kvh = blockIdx.y;
+  const int s = blockIdx.y, kvh = blockIdx.x;
   const int qstart = p.query_start[s], qlen = p.query_start[s + 1] - qstart;
   if (qlen <= 1) return;
   const int G = p.G, rows = qlen * G;
-  const int r0 = (gridDim.x - 1 - blockIdx.x) * kRowsPerCta;
+  const int r0 = (gridDim.z - 1 - blockIdx.z) * kRowsPerCta;
   if (r0 >= rows) return;
   const int cached = p.num_cached[s];
   const int nfresh = (min(r0 + kRowsPerCta, rows) - 1) / G + 1;
@@ -189,8 +189,8 @@ bool LaunchPrefillAttention(const uint16_t* qkv, const AttentionMeta& meta,
     p.vo = cache.v_offset;
   }
   const int64_t row_tiles = (int64_t(meta.max_query_len) * p.G + kRowsPerCta - 1) / kRowsPerCta;
-  dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(p.Hkv),
-            static_cast<unsigned>(meta.num_seqs));
+  dim3 grid(static_cast<unsigned>(p.Hkv), static_cast<unsigned>(meta.num_seqs),
+            static_cast<unsigned>(row_tiles));
   if (D == 128) {
     c8 ? LaunchPrefillTyped<128, true>(p, grid, stream)
        : LaunchPrefillTyped<128, false>(p, grid, stream);
