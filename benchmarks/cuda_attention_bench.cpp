@@ -121,8 +121,8 @@ Row RunStep(CudaBackend& gpu, KvDType dt, int S, int cached, int num_new, int re
       snprintf(buf, sizeof buf, "prefill %s causal T%d (no cache)",
                std::string(KvDTypeName(dt)).c_str(), num_new);
     } else {
-      snprintf(buf, sizeof buf, "prefill %s T%d after %d cached x%d", std::string(KvDTypeName(dt)).c_str(),
-               num_new, cached, S);
+      snprintf(buf, sizeof buf, "prefill %s T%d after %d cached x%d",
+               std::string(KvDTypeName(dt)).c_str(), num_new, cached, S);
     }
     // QK^T and PV over the causal keys: 4 D Hq sum_i (cached + i + 1).
     const double keys = double(num_new) * cached + double(num_new) * (num_new + 1) / 2.0;

@@ -23,9 +23,12 @@ struct Case {
 // What the cache returns for a value written into it.
 float RoundTrip(float x, KvDType dt, float scale, float offset) {
   switch (dt) {
-    case KvDType::kF32: return x;
-    case KvDType::kBF16: return Bf16ToF32(F32ToBf16(x));
-    case KvDType::kInt8: return DequantizeC8(QuantizeC8(x, scale, offset), scale, offset);
+    case KvDType::kF32:
+      return x;
+    case KvDType::kBF16:
+      return Bf16ToF32(F32ToBf16(x));
+    case KvDType::kInt8:
+      return DequantizeC8(QuantizeC8(x, scale, offset), scale, offset);
   }
   return x;
 }
@@ -175,8 +178,8 @@ void RunCase(const Case& c, KvDType dt, int Hq, int Hkv, int D, int block_size, 
     }
   }
   const double rel = std::sqrt(err / ref_norm);
-  EXPECT_LT(rel, 2e-6) << c.name << " dtype " << KvDTypeName(dt) << " Hq " << Hq << " Hkv "
-                       << Hkv << " D " << D << " block " << block_size;
+  EXPECT_LT(rel, 2e-6) << c.name << " dtype " << KvDTypeName(dt) << " Hq " << Hq << " Hkv " << Hkv
+                       << " D " << D << " block " << block_size;
 }
 
 TEST(PagedAttention, AllStatesAllDtypesMatchDenseReference) {
@@ -197,7 +200,7 @@ TEST(PagedAttention, AllStatesAllDtypesMatchDenseReference) {
 }
 
 TEST(C8Quant, RoundHalfToEvenClampAndOffset) {
-  EXPECT_EQ(QuantizeC8(0.5f, 1.0f, 0.0f), 0);    // half to even
+  EXPECT_EQ(QuantizeC8(0.5f, 1.0f, 0.0f), 0);  // half to even
   EXPECT_EQ(QuantizeC8(1.5f, 1.0f, 0.0f), 2);
   EXPECT_EQ(QuantizeC8(2.5f, 1.0f, 0.0f), 2);
   EXPECT_EQ(QuantizeC8(-0.5f, 1.0f, 0.0f), 0);

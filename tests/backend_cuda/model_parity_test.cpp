@@ -45,7 +45,7 @@ struct Trace {
 };
 
 Trace RunModel(DecoderModel& m, KvCache& cache, const std::vector<int32_t>& prompt,
-          const std::vector<int32_t>& forced, int steps) {
+               const std::vector<int32_t>& forced, int steps) {
   Trace tr;
   const int32_t bs = static_cast<int32_t>(cache.spec().block_size);
   std::vector<int32_t> tokens = prompt;
@@ -74,11 +74,13 @@ Trace RunModel(DecoderModel& m, KvCache& cache, const std::vector<int32_t>& prom
   const int32_t half = static_cast<int32_t>(prompt.size()) / 2;
   for (int32_t n : {half, static_cast<int32_t>(prompt.size()) - half}) {
     auto l = step(n, true);
-    for (int32_t i = 0; i < n; ++i) tr.logits.emplace_back(l.begin() + i * V, l.begin() + (i + 1) * V);
+    for (int32_t i = 0; i < n; ++i)
+      tr.logits.emplace_back(l.begin() + i * V, l.begin() + (i + 1) * V);
   }
   for (int s = 0; s < steps; ++s) {
     const auto& last = tr.logits.back();
-    const int32_t next = static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
+    const int32_t next =
+        static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
     tr.greedy.push_back(next);
     tokens.push_back(forced.empty() ? next : forced[s]);
     auto l = step(1, false);
@@ -105,7 +107,8 @@ TEST_P(ModelParity, CudaMatchesCpu) {
   const ModelConfig& c = (*mc)->config();
   KvCacheSpec spec{c.num_layers, c.num_kv_heads, c.head_dim, 16, 1 + 256 / 16};
   // CPU reference in fp32 cache for 16-bit runs (bf16 rounding is the GPU's own error).
-  auto cc = KvCache::Create(cpu, spec, Layers(c, pc.kv == KvDType::kInt8 ? KvDType::kInt8 : KvDType::kF32));
+  auto cc = KvCache::Create(cpu, spec,
+                            Layers(c, pc.kv == KvDType::kInt8 ? KvDType::kInt8 : KvDType::kF32));
   auto gc = KvCache::Create(*gpu, spec, Layers(c, pc.kv));
   ASSERT_TRUE(cc.ok() && gc.ok());
   std::mt19937 rng(11);
@@ -132,12 +135,14 @@ TEST_P(ModelParity, CudaMatchesCpu) {
   }
   for (int s = 0; s < steps; ++s) agree += got.greedy[s] == ref.greedy[s];
   int same_prefix = 0;
-  while (same_prefix < steps && freerun.greedy[same_prefix] == ref.greedy[same_prefix]) ++same_prefix;
+  while (same_prefix < steps && freerun.greedy[same_prefix] == ref.greedy[same_prefix])
+    ++same_prefix;
   const double rel = std::sqrt(err2 / ref2);
-  std::printf("%-36s %-5s kv=%-4s logits rel err %.2e, forced top-1 agree %d/%d, free greedy "
-              "identical for %d/%d tokens\n",
-              pc.dir.c_str(), pc.load_format.c_str(), std::string(KvDTypeName(pc.kv)).c_str(), rel,
-              agree, steps, same_prefix, steps);
+  std::printf(
+      "%-36s %-5s kv=%-4s logits rel err %.2e, forced top-1 agree %d/%d, free greedy "
+      "identical for %d/%d tokens\n",
+      pc.dir.c_str(), pc.load_format.c_str(), std::string(KvDTypeName(pc.kv)).c_str(), rel, agree,
+      steps, same_prefix, steps);
   EXPECT_LT(rel, 3e-2);
   EXPECT_GE(agree, steps * 9 / 10);
 }

@@ -79,10 +79,11 @@ TEST_F(C8Accuracy, PerplexityAndTop1AgreementOnHeldOutText) {
   ko.max_tokens = 1536;
   auto r = EvaluateKv(*(*b)->model, *ref, *test, tokens, ko);
   ASSERT_TRUE(r.ok()) << r.message();
-  std::printf("C8 vs bf16 KV on SmolLM2: %lld tokens, ppl %.4f vs %.4f (+%.3f%%), KL %.5f, top-1 "
-              "agreement %.4f\n",
-              static_cast<long long>(r->tokens_scored), r->ppl_test, r->ppl_ref,
-              r->ppl_increase_pct, r->mean_kl, r->top1_agreement);
+  std::printf(
+      "C8 vs bf16 KV on SmolLM2: %lld tokens, ppl %.4f vs %.4f (+%.3f%%), KL %.5f, top-1 "
+      "agreement %.4f\n",
+      static_cast<long long>(r->tokens_scored), r->ppl_test, r->ppl_ref, r->ppl_increase_pct,
+      r->mean_kl, r->top1_agreement);
   EXPECT_EQ(r->tokens_scored, 1530);
   EXPECT_LE(r->ppl_increase_pct, 0.5);
   EXPECT_GE(r->top1_agreement, 0.97);

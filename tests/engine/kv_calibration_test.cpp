@@ -1,6 +1,7 @@
+#include "c8/engine/kv_calibration.h"
+
 #include <gtest/gtest.h>
 
-#include "c8/engine/kv_calibration.h"
 #include "c8/kv/c8_quant.h"
 
 namespace c8 {

@@ -1,8 +1,8 @@
 // Scheduler unit tests: exact admissions, budgets, chunk boundaries, prefix hits,
 // preemption and resume, abort; no model or backend.
-#include <gtest/gtest.h>
-
 #include "c8/engine/scheduler.h"
+
+#include <gtest/gtest.h>
 
 namespace c8 {
 namespace {
@@ -42,7 +42,7 @@ TEST(Scheduler, ChunkedPrefillUnderTokenBudgetThenDecodeTogether) {
   Sim sim(64, 4, c);
   sim.s.Add(Req("a", 10));
   sim.s.Add(Req("b", 3));
-  EXPECT_EQ(Summary(sim.Step()), (P{{"a", 8}}));           // a's first chunk fills the budget
+  EXPECT_EQ(Summary(sim.Step()), (P{{"a", 8}}));            // a's first chunk fills the budget
   EXPECT_EQ(Summary(sim.Step()), (P{{"a", 2}, {"b", 3}}));  // a finishes prefill, b joins
   EXPECT_EQ(Summary(sim.Step()), (P{{"a", 1}, {"b", 1}}));  // both decode
   EXPECT_EQ(sim.s.num_running(), 2);

@@ -1,12 +1,13 @@
 // C8 checkpoint round trip (c8 writer -> loader), per-layer selection, per-tensor values,
 // and the validation errors, on the tiny Qwen3 fixture model.
+#include "c8/formats/c8_checkpoint.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "c8/formats/c8_checkpoint.h"
 #include "c8/formats/c8_writer.h"
 #include "c8/formats/safetensors_writer.h"
 
@@ -19,8 +20,9 @@ const std::string kTiny = std::string(C8_SOURCE_DIR) + "/tests/data/models/qwen3
 class C8CheckpointTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    tmp_ = fs::temp_directory_path() / ("c8ckpt_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    tmp_ = fs::temp_directory_path() /
+           ("c8ckpt_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(tmp_);
     auto cfg = LoadModelConfig(kTiny);
     ASSERT_TRUE(cfg.ok()) << cfg.message();
@@ -106,7 +108,8 @@ TEST_F(C8CheckpointTest, WriterRoundTripsEveryLayerAndLinksWeights) {
   auto ref = MakeScales();
   EXPECT_EQ(c->layers[1]->k_scale, ref[1].k_scale);
   EXPECT_EQ(c->layers[2]->v_offset, ref[2].v_offset);
-  nlohmann::json d = nlohmann::json::parse(std::ifstream(fs::path(dir) / "quant_model_description.json"));
+  nlohmann::json d =
+      nlohmann::json::parse(std::ifstream(fs::path(dir) / "quant_model_description.json"));
   EXPECT_EQ(d["kv_cache_type"], "C8");
   EXPECT_EQ(d["model.layers.0.self_attn.k_proj.kv_cache_scale"], "C8");
   EXPECT_EQ(d["model.norm.weight"], "FLOAT");
@@ -178,7 +181,8 @@ TEST_F(C8CheckpointTest, MissingTensorIsAnErrorNamingIt) {
 
 TEST_F(C8CheckpointTest, DescriptionNamingALayerBeyondTheModelIsAnError) {
   WriteDir();
-  EditDescription([](nlohmann::json& d) { d["model.layers.99.self_attn.k_proj.kv_cache_scale"] = "C8"; });
+  EditDescription(
+      [](nlohmann::json& d) { d["model.layers.99.self_attn.k_proj.kv_cache_scale"] = "C8"; });
   auto c = Load(tmp_.string());
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.message().find("layer 99"), std::string::npos) << c.message();

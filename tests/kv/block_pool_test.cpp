@@ -1,6 +1,7 @@
+#include "c8/kv/block_pool.h"
+
 #include <gtest/gtest.h>
 
-#include "c8/kv/block_pool.h"
 #include "c8/kv/kv_cache_manager.h"
 
 namespace c8 {

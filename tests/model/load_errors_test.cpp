@@ -24,7 +24,8 @@ class LoadErrors : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    for (auto& e : fs::directory_iterator(kTiny)) fs::copy_file(e.path(), dir_ / e.path().filename());
+    for (auto& e : fs::directory_iterator(kTiny))
+      fs::copy_file(e.path(), dir_ / e.path().filename());
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string LoadError() {
@@ -63,9 +64,15 @@ TEST_F(LoadErrors, MalformedConfig) {
 TEST_F(LoadErrors, MissingAndWrongTypedKeys) {
   EditConfig([](nlohmann::json& j) { j.erase("hidden_size"); });
   EXPECT_HAS(LoadError(), "missing key 'hidden_size'");
-  EditConfig([](nlohmann::json& j) { j["hidden_size"] = 64; j["num_attention_heads"] = "four"; });
+  EditConfig([](nlohmann::json& j) {
+    j["hidden_size"] = 64;
+    j["num_attention_heads"] = "four";
+  });
   EXPECT_HAS(LoadError(), "'num_attention_heads' must be an integer");
-  EditConfig([](nlohmann::json& j) { j["num_attention_heads"] = 4; j["num_key_value_heads"] = 3; });
+  EditConfig([](nlohmann::json& j) {
+    j["num_attention_heads"] = 4;
+    j["num_key_value_heads"] = 3;
+  });
   EXPECT_HAS(LoadError(), "must be a multiple of 'num_key_value_heads'");
 }
 
@@ -86,7 +93,8 @@ TEST_F(LoadErrors, TensorShapeMismatchNamesTensorAndShapes) {
   EditConfig([](nlohmann::json& j) { j["intermediate_size"] = 100; });
   std::string m = LoadError();
   EXPECT_HAS(m, "model.safetensors");
-  EXPECT_HAS(m, "tensor 'model.layers.0.mlp.gate_proj.weight' has shape [128, 64], expected [100, 64]");
+  EXPECT_HAS(
+      m, "tensor 'model.layers.0.mlp.gate_proj.weight' has shape [128, 64], expected [100, 64]");
 }
 
 TEST_F(LoadErrors, MissingTensorNamesIt) {
@@ -115,7 +123,8 @@ TEST_F(LoadErrors, LyingSafetensorsHeaders) {
   write_with_header(h, 16, 1ull << 40);  // header length beyond the file
   EXPECT_HAS(LoadError(), "header length");
   write_with_header(R"({"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,12]}})", 16, 57);
-  EXPECT_HAS(LoadError(), "tensor 'a': data_offsets span 12 bytes but shape [2, 2] of F32 needs 16");
+  EXPECT_HAS(LoadError(),
+             "tensor 'a': data_offsets span 12 bytes but shape [2, 2] of F32 needs 16");
   write_with_header(R"({"a":{"dtype":"Q9","shape":[2],"data_offsets":[0,8]}})", 8, 53);
   EXPECT_HAS(LoadError(), "unsupported dtype 'Q9'");
   write_with_header("not json at all!", 8, 16);
@@ -128,8 +137,8 @@ TEST_F(LoadErrors, CliReportsErrorAndExitsNonZero) {
   const fs::path bin = fs::path(C8_BINARY_DIR) / "c8";
   if (!fs::exists(bin)) GTEST_SKIP() << "c8 binary not built";
   EditConfig([](nlohmann::json& j) { j["architectures"] = {"FalconForCausalLM"}; });
-  std::string cmd = bin.string() + " generate -q --device cpu --model " + dir_.string() +
-                    " --prompt hi 2>&1";
+  std::string cmd =
+      bin.string() + " generate -q --device cpu --model " + dir_.string() + " --prompt hi 2>&1";
   FILE* f = popen(cmd.c_str(), "r");
   ASSERT_NE(f, nullptr);
   std::string out;

@@ -1,8 +1,8 @@
+#include "c8/model/rope.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
-
-#include "c8/model/rope.h"
 
 namespace c8 {
 namespace {

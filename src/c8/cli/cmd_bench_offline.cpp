@@ -36,7 +36,8 @@ void AddCommon(CLI::App* sub, CommonArgs& a) {
   sub->add_option("--kv-cache-dtype", a.kv, "auto | bf16 | fp32 | int8")->capture_default_str();
   sub->add_option("--max-model-len", a.max_model_len, "Context length (0 = model's, <= 32768)");
   sub->add_option("--block-size", a.block_size, "KV block size")->capture_default_str();
-  sub->add_option("--kv-cache-memory", a.kv_gib, "KV cache GiB (0 = 1 GiB, at least one full context)");
+  sub->add_option("--kv-cache-memory", a.kv_gib,
+                  "KV cache GiB (0 = 1 GiB, at least one full context)");
   sub->add_option("--max-num-seqs", a.max_num_seqs, "Most sequences per step")
       ->capture_default_str();
   sub->add_option("--max-num-batched-tokens", a.max_num_batched_tokens, "Token budget per step")
@@ -86,11 +87,13 @@ std::string KvSummary(const ModelBundle& m) {
     int8 += m.kv_cache->layer_dtype(l) == KvDType::kInt8;
   }
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%s, KV %s (%lld/%lld layers int8), %lld B/token, %lld tokens",
-                m.backend->Name().c_str(), int8 ? "c8" : std::string(KvDTypeName(m.kv_cache->layer_dtype(0))).c_str(),
-                static_cast<long long>(int8), static_cast<long long>(m.model->config().num_layers),
-                static_cast<long long>(m.kv_cache->BytesPerToken()),
-                static_cast<long long>(m.kv_cache->spec().num_blocks * m.kv_cache->spec().block_size));
+  std::snprintf(
+      buf, sizeof buf, "%s, KV %s (%lld/%lld layers int8), %lld B/token, %lld tokens",
+      m.backend->Name().c_str(),
+      int8 ? "c8" : std::string(KvDTypeName(m.kv_cache->layer_dtype(0))).c_str(),
+      static_cast<long long>(int8), static_cast<long long>(m.model->config().num_layers),
+      static_cast<long long>(m.kv_cache->BytesPerToken()),
+      static_cast<long long>(m.kv_cache->spec().num_blocks * m.kv_cache->spec().block_size));
   return buf;
 }
 
@@ -124,9 +127,10 @@ Runner RegisterBenchOffline(CLI::App& app) {
     int64_t input_len = 128, output_len = 128, num_prompts = 64;
   };
   auto t = std::make_shared<TputArgs>();
-  CLI::App* tput = bench->add_subcommand(
-      "throughput", "Offline throughput: N random-token prompts through the engine at once "
-                    "(vLLM's `bench throughput`)");
+  CLI::App* tput =
+      bench->add_subcommand("throughput",
+                            "Offline throughput: N random-token prompts through the engine at once "
+                            "(vLLM's `bench throughput`)");
   AddCommon(tput, *t);
   tput->add_option("--input-len", t->input_len, "Prompt tokens")->capture_default_str();
   tput->add_option("--output-len", t->output_len, "Generated tokens (EOS ignored)")
@@ -139,8 +143,9 @@ Runner RegisterBenchOffline(CLI::App& app) {
   };
   auto l = std::make_shared<LatArgs>();
   CLI::App* lat = bench->add_subcommand(
-      "latency", "One batch end to end (vLLM's `bench latency`), with prefill and decode "
-                 "tokens/s");
+      "latency",
+      "One batch end to end (vLLM's `bench latency`), with prefill and decode "
+      "tokens/s");
   AddCommon(lat, *l);
   lat->add_option("--input-len", l->input_len, "Prompt tokens")->capture_default_str();
   lat->add_option("--output-len", l->output_len, "Generated tokens")->capture_default_str();
@@ -183,7 +188,8 @@ Runner RegisterBenchOffline(CLI::App& app) {
         r.prompt = prompts[i];
         r.params = sp;
         r.params.seed = t->seed + i;
-        if (Status st = engine.AddRequest(std::move(r)); !st.ok()) return Fail("throughput", st.message());
+        if (Status st = engine.AddRequest(std::move(r)); !st.ok())
+          return Fail("throughput", st.message());
       }
       int64_t out_tokens = 0, done = 0;
       auto progress = StderrProgress();
@@ -200,10 +206,11 @@ Runner RegisterBenchOffline(CLI::App& app) {
       std::printf("c8 bench throughput: %s\n", KvSummary(m).c_str());
       std::printf("Throughput: %.2f requests/s, %.2f total tokens/s, %.2f output tokens/s\n",
                   t->num_prompts / s, (in_tokens + out_tokens) / s, out_tokens / s);
-      std::printf("Total num prompt tokens:  %lld\nTotal num output tokens:  %lld\n"
-                  "Elapsed time (s): %.3f, preemptions: %lld\n",
-                  static_cast<long long>(in_tokens), static_cast<long long>(out_tokens), s,
-                  static_cast<long long>(es.num_preemptions));
+      std::printf(
+          "Total num prompt tokens:  %lld\nTotal num output tokens:  %lld\n"
+          "Elapsed time (s): %.3f, preemptions: %lld\n",
+          static_cast<long long>(in_tokens), static_cast<long long>(out_tokens), s,
+          static_cast<long long>(es.num_preemptions));
       WriteJson(t->output_json, {{"elapsed_time", s},
                                  {"num_requests", t->num_prompts},
                                  {"total_num_tokens", in_tokens + out_tokens},
@@ -217,9 +224,10 @@ Runner RegisterBenchOffline(CLI::App& app) {
       if (!b.ok()) return Fail("latency", b.message());
       ModelBundle& m = **b;
       EngineConfig ec;
-      ec.scheduler.max_num_seqs = std::max<int32_t>(l->max_num_seqs, static_cast<int32_t>(l->batch_size));
-      ec.scheduler.max_num_batched_tokens =
-          std::max<int32_t>(l->max_num_batched_tokens, static_cast<int32_t>(l->batch_size * l->input_len));
+      ec.scheduler.max_num_seqs =
+          std::max<int32_t>(l->max_num_seqs, static_cast<int32_t>(l->batch_size));
+      ec.scheduler.max_num_batched_tokens = std::max<int32_t>(
+          l->max_num_batched_tokens, static_cast<int32_t>(l->batch_size * l->input_len));
       ec.scheduler.max_model_len = static_cast<int32_t>(m.model->max_model_len());
       ec.enable_prefix_caching = false;  // every iteration computes its prompts
       SamplingParams sp;
@@ -235,7 +243,8 @@ Runner RegisterBenchOffline(CLI::App& app) {
           r.id = std::to_string(i);
           r.prompt = prompts[i];
           r.params = sp;
-          if (Status st = engine.AddRequest(std::move(r)); !st.ok()) return Fail("latency", st.message());
+          if (Status st = engine.AddRequest(std::move(r)); !st.ok())
+            return Fail("latency", st.message());
         }
         const auto t0 = Clock::now();
         std::optional<Clock::time_point> t_first;
@@ -279,11 +288,12 @@ Runner RegisterBenchOffline(CLI::App& app) {
       const double bytes = k->gib * (1ull << 30);
       std::printf("%s: %lld layers x %lld KV heads x head_dim %lld, %.2f GiB of KV memory\n",
                   k->model.c_str(), static_cast<long long>(c.num_layers),
-                  static_cast<long long>(c.num_kv_heads), static_cast<long long>(c.head_dim), k->gib);
+                  static_cast<long long>(c.num_kv_heads), static_cast<long long>(c.head_dim),
+                  k->gib);
       std::printf("%-8s %14s %14s\n", "dtype", "bytes/token", "tokens fit");
       for (KvDType d : {KvDType::kBF16, KvDType::kInt8}) {
-        const int64_t per_token = 2 * c.num_layers * c.num_kv_heads * c.head_dim *
-                                  static_cast<int64_t>(KvDTypeSize(d));
+        const int64_t per_token =
+            2 * c.num_layers * c.num_kv_heads * c.head_dim * static_cast<int64_t>(KvDTypeSize(d));
         const int64_t blocks = static_cast<int64_t>(bytes / (per_token * k->block_size));
         std::printf("%-8s %14lld %14lld\n", d == KvDType::kInt8 ? "c8-int8" : "bf16",
                     static_cast<long long>(per_token),

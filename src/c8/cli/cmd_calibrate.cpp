@@ -28,7 +28,8 @@ Runner RegisterCalibrate(CLI::App& app) {
   sub->add_option("--out,-o", a->out, "New model directory to create")->required();
   sub->add_flag("--symmetric", a->symmetric,
                 "Symmetric scales (offset 0, as ModelSlim's recipe); default asymmetric min/max");
-  sub->add_option("--seq-len", a->seq_len, "Tokens per calibration sequence")->capture_default_str();
+  sub->add_option("--seq-len", a->seq_len, "Tokens per calibration sequence")
+      ->capture_default_str();
   sub->add_option("--max-tokens", a->max_tokens, "Use at most this many tokens (0 = all)");
   sub->add_option("--device", a->device, "auto | cpu | cuda")->capture_default_str();
   sub->add_option("--threads", a->threads, "CPU threads (0 = all cores)");

@@ -16,8 +16,9 @@ Runner RegisterConvert(CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand(
-      "convert", "Convert a GGUF model (e.g. SmolLM2-135M-Instruct.Q4_1.gguf) into a Hugging "
-                 "Face style model directory with bf16 safetensors");
+      "convert",
+      "Convert a GGUF model (e.g. SmolLM2-135M-Instruct.Q4_1.gguf) into a Hugging "
+      "Face style model directory with bf16 safetensors");
   sub->add_option("--gguf", a->gguf, "Input .gguf file")->required();
   sub->add_option("--out", a->out, "Output model directory (created)")->required();
   return [a, sub]() {

@@ -68,18 +68,12 @@ Runner RegisterEval(CLI::App& app) {
     if (!r.ok()) return fail(r.message());
     int64_t c8_layers = 0;
     for (const auto& l : *test) c8_layers += l.dtype == KvDType::kInt8;
-    nlohmann::json j = {{"model", a->model},
-                        {"data", a->data},
-                        {"kv_cache_dtype", a->kv},
-                        {"reference_kv_cache_dtype", a->ref_kv},
-                        {"c8_layers", c8_layers},
-                        {"tokens_scored", r->tokens_scored},
-                        {"window", a->window},
-                        {"ppl_reference", r->ppl_ref},
-                        {"ppl", r->ppl_test},
-                        {"ppl_increase_pct", r->ppl_increase_pct},
-                        {"mean_kl", r->mean_kl},
-                        {"top1_agreement", r->top1_agreement}};
+    nlohmann::json j = {{"model", a->model},       {"data", a->data},
+                        {"kv_cache_dtype", a->kv}, {"reference_kv_cache_dtype", a->ref_kv},
+                        {"c8_layers", c8_layers},  {"tokens_scored", r->tokens_scored},
+                        {"window", a->window},     {"ppl_reference", r->ppl_ref},
+                        {"ppl", r->ppl_test},      {"ppl_increase_pct", r->ppl_increase_pct},
+                        {"mean_kl", r->mean_kl},   {"top1_agreement", r->top1_agreement}};
     std::printf("%s\n", j.dump().c_str());
     return 0;
   };

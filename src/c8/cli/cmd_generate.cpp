@@ -2,16 +2,16 @@
 // text to stdout and timing figures to stderr.
 #include <chrono>
 #include <cstdio>
-#include <optional>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "c8/cli/commands.h"
-#include "c8/engine/model_bundle.h"
 #include "c8/engine/llm_engine.h"
+#include "c8/engine/model_bundle.h"
 
 namespace c8::cli {
 
@@ -36,11 +36,12 @@ struct GenerateArgs {
 
 std::vector<std::string> ExplicitSamplingFields(CLI::App* sub) {
   std::vector<std::string> out;
-  const std::pair<const char*, const char*> map[] = {{"--temperature", "temperature"},
-                                                     {"--top-p", "top_p"},
-                                                     {"--top-k", "top_k"},
-                                                     {"--min-p", "min_p"},
-                                                     {"--repetition-penalty", "repetition_penalty"}};
+  const std::pair<const char*, const char*> map[] = {
+      {"--temperature", "temperature"},
+      {"--top-p", "top_p"},
+      {"--top-k", "top_k"},
+      {"--min-p", "min_p"},
+      {"--repetition-penalty", "repetition_penalty"}};
   for (auto& [flag, field] : map) {
     if (sub->count(flag) > 0) out.push_back(field);
   }
@@ -72,11 +73,11 @@ int Run(GenerateArgs& a) {
     return 2;
   }
   if (!a.quiet) {
-    std::fprintf(stderr, "c8: %s on %s, %lld layers, KV cache %s (%lld tokens)\n", a.model.c_str(),
-                 m.backend->Name().c_str(), static_cast<long long>(m.model->config().num_layers),
-                 std::string(KvDTypeName(m.kv_cache->layer_dtype(0))).c_str(),
-                 static_cast<long long>(m.kv_cache->spec().num_blocks *
-                                        m.kv_cache->spec().block_size));
+    std::fprintf(
+        stderr, "c8: %s on %s, %lld layers, KV cache %s (%lld tokens)\n", a.model.c_str(),
+        m.backend->Name().c_str(), static_cast<long long>(m.model->config().num_layers),
+        std::string(KvDTypeName(m.kv_cache->layer_dtype(0))).c_str(),
+        static_cast<long long>(m.kv_cache->spec().num_blocks * m.kv_cache->spec().block_size));
   }
   EngineConfig ec;
   ec.scheduler.max_num_seqs = a.max_num_seqs;

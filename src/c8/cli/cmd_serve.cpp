@@ -8,9 +8,8 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
-
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -104,8 +103,10 @@ int Run(ServeArgs& a) {
   }).detach();
 
   if (a.serve.api_key.empty()) {
-    if (const char* k = std::getenv("C8_API_KEY"); k && *k) a.serve.api_key = k;
-    else if (const char* v = std::getenv("VLLM_API_KEY"); v && *v) a.serve.api_key = v;
+    if (const char* k = std::getenv("C8_API_KEY"); k && *k)
+      a.serve.api_key = k;
+    else if (const char* v = std::getenv("VLLM_API_KEY"); v && *v)
+      a.serve.api_key = v;
   }
   if (a.serve.served_model_name.empty()) a.serve.served_model_name = a.model;
   a.serve.model_dir = a.model;

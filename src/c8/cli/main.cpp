@@ -5,7 +5,8 @@
 #include "c8/cli/commands.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"c8 " C8_VERSION " - LLM serving engine with a C8 (INT8, static per-channel) KV cache"};
+  CLI::App app{"c8 " C8_VERSION
+               " - LLM serving engine with a C8 (INT8, static per-channel) KV cache"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "c8 " C8_VERSION);
   std::vector<c8::cli::Runner> runners;

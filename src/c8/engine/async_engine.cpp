@@ -28,7 +28,9 @@ AsyncEngine::AsyncEngine(ModelBundle& bundle, const EngineConfig& config)
   thread_ = std::thread([this] { Loop(); });
 }
 
-AsyncEngine::~AsyncEngine() { Shutdown(); }
+AsyncEngine::~AsyncEngine() {
+  Shutdown();
+}
 
 Status AsyncEngine::Submit(std::vector<EngineRequest> requests,
                            std::shared_ptr<OutputStream> sink) {

@@ -14,9 +14,9 @@
 namespace c8 {
 
 struct KvEvalOptions {
-  int64_t window = 512;     // tokens per independent window (context length)
-  int64_t parallel = 16;    // windows decoded together per step
-  int64_t max_tokens = 0;   // 0 = all of the text
+  int64_t window = 512;    // tokens per independent window (context length)
+  int64_t parallel = 16;   // windows decoded together per step
+  int64_t max_tokens = 0;  // 0 = all of the text
   ProgressFn progress;
 };
 

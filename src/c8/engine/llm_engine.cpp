@@ -13,9 +13,8 @@ LlmEngine::LlmEngine(ModelBundle& bundle, const EngineConfig& config)
       scheduler_(config.scheduler, kv_),
       runner_(*bundle.model, *bundle.kv_cache),
       sampler_(bundle.defaults.eos_token_ids) {
-  config_.scheduler.max_model_len =
-      std::min<int32_t>(config_.scheduler.max_model_len,
-                        static_cast<int32_t>(bundle.model->max_model_len()));
+  config_.scheduler.max_model_len = std::min<int32_t>(
+      config_.scheduler.max_model_len, static_cast<int32_t>(bundle.model->max_model_len()));
 }
 
 Status LlmEngine::AddRequest(EngineRequest er) {
@@ -47,7 +46,8 @@ Status LlmEngine::AddRequest(EngineRequest er) {
   r->params = std::move(er.params);
   r->want_all_logits = er.want_all_logits;
   r->rng = SamplerRng::FromSeed(r->params.seed, er.rng_stream);
-  const int64_t room = std::min<int64_t>(max_len, usable_tokens) - static_cast<int64_t>(r->prompt.size());
+  const int64_t room =
+      std::min<int64_t>(max_len, usable_tokens) - static_cast<int64_t>(r->prompt.size());
   r->stop = std::make_unique<StopChecker>(r->params, bundle_.defaults.eos_token_ids, room);
   if (bundle_.tokenizer) {
     r->decoder = std::make_unique<StreamDecoder>(*bundle_.tokenizer, /*skip_special=*/true);
@@ -58,7 +58,9 @@ Status LlmEngine::AddRequest(EngineRequest er) {
   return Status::Ok();
 }
 
-bool LlmEngine::Abort(const std::string& id) { return scheduler_.Abort(id); }
+bool LlmEngine::Abort(const std::string& id) {
+  return scheduler_.Abort(id);
+}
 
 std::vector<RequestOutput> LlmEngine::Step() {
   std::vector<RequestOutput> outputs;
@@ -101,9 +103,9 @@ std::vector<RequestOutput> LlmEngine::Step() {
     }
     if (s.request->want_all_logits && sl.rows_of[i] > 0) {
       RequestOutput& o = out_for(s.request);
-      o.prompt_logits.assign(sl.logits.begin() + static_cast<int64_t>(sl.row_of[i]) * vocab,
-                             sl.logits.begin() +
-                                 static_cast<int64_t>(sl.row_of[i] + sl.rows_of[i]) * vocab);
+      o.prompt_logits.assign(
+          sl.logits.begin() + static_cast<int64_t>(sl.row_of[i]) * vocab,
+          sl.logits.begin() + static_cast<int64_t>(sl.row_of[i] + sl.rows_of[i]) * vocab);
       o.prompt_logits_first_pos = s.num_cached;
     }
   }
@@ -136,8 +138,8 @@ std::vector<RequestOutput> LlmEngine::Step() {
     t.rank = res->rank;
     t.top_logprobs = std::move(res->top_logprobs);
     o.new_tokens.push_back(std::move(t));
-    StopUpdate u =
-        r->stop->Append(res->token_id, r->decoder ? r->decoder->Push(res->token_id) : std::string());
+    StopUpdate u = r->stop->Append(res->token_id,
+                                   r->decoder ? r->decoder->Push(res->token_id) : std::string());
     o.delta += u.delta;
     o.num_output_tokens = static_cast<int32_t>(r->output.size());
     if (r->stop->finished()) {

@@ -40,7 +40,7 @@ struct RequestOutput {
   std::string error;  // set when the request failed (finished is true)
   int32_t num_prompt_tokens = 0;
   int32_t num_output_tokens = 0;
-  int32_t num_cached_tokens = 0;  // prompt tokens served by the prefix cache
+  int32_t num_cached_tokens = 0;     // prompt tokens served by the prefix cache
   std::vector<float> prompt_logits;  // want_all_logits: (rows, vocab) of this step
   int32_t prompt_logits_first_pos = 0;
 };

@@ -29,7 +29,7 @@ void ModelRunner::BuildBatch(const SchedulerOutput& out, ForwardBatch& b, StepLo
     b.num_cached.push_back(s.num_cached);
     for (int32_t k = 0; k < max_blocks; ++k) {
       b.block_tables.push_back(k < static_cast<int32_t>(r.blocks.size()) ? r.blocks[k]
-                                                                          : kNullBlock);
+                                                                         : kNullBlock);
     }
     const bool completes = s.num_cached + s.num_new == r.num_tokens();
     if (r.want_all_logits) {

@@ -92,10 +92,14 @@ Result<C8Checkpoint> LoadC8Checkpoint(const std::string& dir, const ModelConfig&
   for (int64_t l = 0; l < c.num_layers; ++l) {
     if (any_listed && !listed[l]) continue;
     C8LayerScales s;
-    C8_ASSIGN_OR_RETURN(s.k_scale, ReadChannelTensor(ws, C8TensorName(l, 'k', "scale"), channels, true));
-    C8_ASSIGN_OR_RETURN(s.k_offset, ReadChannelTensor(ws, C8TensorName(l, 'k', "offset"), channels, false));
-    C8_ASSIGN_OR_RETURN(s.v_scale, ReadChannelTensor(ws, C8TensorName(l, 'v', "scale"), channels, true));
-    C8_ASSIGN_OR_RETURN(s.v_offset, ReadChannelTensor(ws, C8TensorName(l, 'v', "offset"), channels, false));
+    C8_ASSIGN_OR_RETURN(s.k_scale,
+                        ReadChannelTensor(ws, C8TensorName(l, 'k', "scale"), channels, true));
+    C8_ASSIGN_OR_RETURN(s.k_offset,
+                        ReadChannelTensor(ws, C8TensorName(l, 'k', "offset"), channels, false));
+    C8_ASSIGN_OR_RETURN(s.v_scale,
+                        ReadChannelTensor(ws, C8TensorName(l, 'v', "scale"), channels, true));
+    C8_ASSIGN_OR_RETURN(s.v_offset,
+                        ReadChannelTensor(ws, C8TensorName(l, 'v', "offset"), channels, false));
     out.layers[l] = std::move(s);
   }
   return out;

@@ -22,7 +22,7 @@ struct C8LayerScales {
 };
 
 struct C8Checkpoint {
-  bool present = false;  // the description asks for C8 at all
+  bool present = false;                              // the description asks for C8 at all
   std::vector<std::optional<C8LayerScales>> layers;  // (num_layers): nullopt = 16-bit layer
   int64_t num_c8_layers() const;
 };

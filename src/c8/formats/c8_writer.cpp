@@ -29,7 +29,8 @@ Status WriteC8ModelDir(const std::string& src_dir, const std::string& out_dir,
   if (fs::exists(out) && !fs::is_empty(out, ec)) {
     return Error(out_dir + ": output directory exists and is not empty");
   }
-  if (fs::equivalent(src, out, ec)) return Error(out_dir + ": must differ from the source directory");
+  if (fs::equivalent(src, out, ec))
+    return Error(out_dir + ": must differ from the source directory");
   fs::create_directories(out, ec);
   if (ec) return Error(out_dir + ": cannot create: " + ec.message());
 
@@ -59,9 +60,9 @@ Status WriteC8ModelDir(const std::string& src_dir, const std::string& out_dir,
     }
   }
   std::vector<SafetensorsTensorSpec> specs_copy = specs;
-  C8_ASSIGN_OR_RETURN(SafetensorsWriter w,
-                      SafetensorsWriter::Create((out / kScalesFile).string(), std::move(specs_copy),
-                                                metadata));
+  C8_ASSIGN_OR_RETURN(
+      SafetensorsWriter w,
+      SafetensorsWriter::Create((out / kScalesFile).string(), std::move(specs_copy), metadata));
   for (size_t i = 0; i < specs.size(); ++i) {
     C8_RETURN_IF_ERROR(w.WriteTensor(specs[i].name, data[i]->data(), data[i]->size() * 4));
   }

@@ -18,11 +18,12 @@ struct Reader {
   Result<int64_t> Int(const char* key, int64_t min_value) const {
     if (!j.contains(key) || j[key].is_null()) return Error(src + ": missing key '" + key + "'");
     const json& v = j[key];
-    if (!v.is_number_integer()) return Error(src + ": key '" + std::string(key) + "' must be an integer");
+    if (!v.is_number_integer())
+      return Error(src + ": key '" + std::string(key) + "' must be an integer");
     int64_t x = v.get<int64_t>();
     if (x < min_value) {
-      return Error(src + ": key '" + std::string(key) + "' must be >= " + std::to_string(min_value) +
-                   ", got " + std::to_string(x));
+      return Error(src + ": key '" + std::string(key) +
+                   "' must be >= " + std::to_string(min_value) + ", got " + std::to_string(x));
     }
     return x;
   }
@@ -32,12 +33,14 @@ struct Reader {
   }
   Result<double> NumOr(const char* key, double def) const {
     if (!j.contains(key) || j[key].is_null()) return def;
-    if (!j[key].is_number()) return Error(src + ": key '" + std::string(key) + "' must be a number");
+    if (!j[key].is_number())
+      return Error(src + ": key '" + std::string(key) + "' must be a number");
     return j[key].get<double>();
   }
   Result<bool> BoolOr(const char* key, bool def) const {
     if (!j.contains(key) || j[key].is_null()) return def;
-    if (!j[key].is_boolean()) return Error(src + ": key '" + std::string(key) + "' must be true or false");
+    if (!j[key].is_boolean())
+      return Error(src + ": key '" + std::string(key) + "' must be true or false");
     return j[key].get<bool>();
   }
 };
@@ -96,8 +99,8 @@ Result<ModelConfig> ParseModelConfig(const std::string& text, const std::string&
   if (j.is_discarded()) return Error(src + ": malformed JSON");
   if (!j.is_object()) return Error(src + ": top level must be a JSON object");
   ModelConfig c;
-  if (!j.contains("architectures") || !j["architectures"].is_array() || j["architectures"].empty() ||
-      !j["architectures"][0].is_string()) {
+  if (!j.contains("architectures") || !j["architectures"].is_array() ||
+      j["architectures"].empty() || !j["architectures"][0].is_string()) {
     return Error(src + ": missing key 'architectures' (a list of class names)");
   }
   c.architecture_name = j["architectures"][0].get<std::string>();

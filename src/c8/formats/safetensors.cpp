@@ -22,12 +22,15 @@ std::string ShapeToString(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-std::string TensorView::ShapeString() const { return ShapeToString(shape); }
+std::string TensorView::ShapeString() const {
+  return ShapeToString(shape);
+}
 
 Result<std::shared_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
   C8_ASSIGN_OR_RETURN(auto mf, MappedFile::Open(path));
-  if (mf->size() < 8) return Error(path + ": too small for a safetensors file (" +
-                                   std::to_string(mf->size()) + " bytes)");
+  if (mf->size() < 8)
+    return Error(path + ": too small for a safetensors file (" + std::to_string(mf->size()) +
+                 " bytes)");
   uint64_t header_len = 0;
   std::memcpy(&header_len, mf->data(), 8);
   if (header_len > mf->size() - 8 || header_len > (100u << 20)) {
@@ -55,10 +58,12 @@ Result<std::shared_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string
     }
     std::string where = path + ": tensor '" + name + "'";
     if (!info.is_object()) return Error(where + ": entry is not an object");
-    if (!info.contains("dtype") || !info["dtype"].is_string()) return Error(where + ": missing field 'dtype'");
+    if (!info.contains("dtype") || !info["dtype"].is_string())
+      return Error(where + ": missing field 'dtype'");
     auto dt = ParseDTypeName(info["dtype"].get<std::string>());
     if (!dt) return Error(where + ": unsupported dtype '" + info["dtype"].get<std::string>() + "'");
-    if (!info.contains("shape") || !info["shape"].is_array()) return Error(where + ": missing field 'shape'");
+    if (!info.contains("shape") || !info["shape"].is_array())
+      return Error(where + ": missing field 'shape'");
     TensorView tv;
     tv.name = name;
     tv.dtype = *dt;
@@ -119,7 +124,8 @@ Result<WeightStore> WeightStore::Open(const std::string& model_dir) {
     }
     std::set<std::string> shard_set;
     for (auto& [name, shard] : j["weight_map"].items()) {
-      if (!shard.is_string()) return Error(index.string() + ": weight_map['" + name + "'] is not a string");
+      if (!shard.is_string())
+        return Error(index.string() + ": weight_map['" + name + "'] is not a string");
       shard_set.insert(shard.get<std::string>());
     }
     for (auto& s : shard_set) files.push_back((dir / s).string());
@@ -162,8 +168,8 @@ Result<const TensorView*> WeightStore::Get(const std::string& name,
                                            const std::vector<int64_t>& shape) const {
   C8_ASSIGN_OR_RETURN(const TensorView* t, Get(name));
   if (t->shape != shape) {
-    return Error(t->file + ": tensor '" + name + "' has shape " + t->ShapeString() +
-                 ", expected " + ShapeToString(shape));
+    return Error(t->file + ": tensor '" + name + "' has shape " + t->ShapeString() + ", expected " +
+                 ShapeToString(shape));
   }
   return t;
 }
@@ -174,7 +180,9 @@ Status TensorToF32(const TensorView& t, std::vector<float>& out) {
   out.resize(at + n);
   float* o = out.data() + at;
   switch (t.dtype) {
-    case DType::kF32: std::memcpy(o, t.data, n * 4); break;
+    case DType::kF32:
+      std::memcpy(o, t.data, n * 4);
+      break;
     case DType::kBF16:
       for (size_t i = 0; i < n; ++i) {
         uint16_t h;
@@ -198,8 +206,8 @@ Status TensorToF32(const TensorView& t, std::vector<float>& out) {
       break;
     default:
       out.resize(at);
-      return Error(t.file + ": tensor '" + t.name + "' has dtype " + std::string(DTypeName(t.dtype)) +
-                   ", expected a float type (F32, F16, BF16)");
+      return Error(t.file + ": tensor '" + t.name + "' has dtype " +
+                   std::string(DTypeName(t.dtype)) + ", expected a float type (F32, F16, BF16)");
   }
   return Status::Ok();
 }

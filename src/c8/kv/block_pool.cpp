@@ -39,8 +39,14 @@ void BlockPool::PushTail(int32_t id) {
 
 void BlockPool::Unlink(int32_t id) {
   Block& b = blocks_[id];
-  if (b.prev >= 0) blocks_[b.prev].next = b.next; else head_ = b.next;
-  if (b.next >= 0) blocks_[b.next].prev = b.prev; else tail_ = b.prev;
+  if (b.prev >= 0)
+    blocks_[b.prev].next = b.next;
+  else
+    head_ = b.next;
+  if (b.next >= 0)
+    blocks_[b.next].prev = b.prev;
+  else
+    tail_ = b.prev;
   b.prev = b.next = -1;
   b.in_free_list = false;
   --num_free_;

@@ -22,8 +22,8 @@ Result<std::unique_ptr<KvCache>> KvCache::Create(Backend& backend, const KvCache
     const KvLayerConfig& lc = layers[l];
     KvLayerView v;
     v.dtype = lc.dtype;
-    const size_t bytes = static_cast<size_t>(spec.num_blocks * spec.ElementsPerBlock()) *
-                         KvDTypeSize(lc.dtype);
+    const size_t bytes =
+        static_cast<size_t>(spec.num_blocks * spec.ElementsPerBlock()) * KvDTypeSize(lc.dtype);
     v.k = backend.Malloc(bytes);
     v.v = backend.Malloc(bytes);
     if (!v.k || !v.v) {

@@ -58,7 +58,8 @@ bool KvCacheManager::Allocate(SeqBlocks seq, int32_t num_computed, int32_t num_n
 void KvCacheManager::CacheFullBlocks(SeqBlocks seq, std::span<const int32_t> tokens,
                                      int32_t num_computed) {
   const int32_t bs = block_size();
-  const int32_t full = std::min<int32_t>(num_computed / bs, static_cast<int32_t>(seq.blocks.size()));
+  const int32_t full =
+      std::min<int32_t>(num_computed / bs, static_cast<int32_t>(seq.blocks.size()));
   while (static_cast<int32_t>(seq.block_hashes.size()) < full) {
     const int32_t b = static_cast<int32_t>(seq.block_hashes.size());
     const uint64_t parent = b == 0 ? 0 : seq.block_hashes[b - 1];

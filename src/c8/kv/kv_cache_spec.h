@@ -11,7 +11,9 @@ namespace c8 {
 // kF32 exists for exact CPU comparisons; kBF16 is the "16-bit" cache; kInt8 is C8.
 enum class KvDType : uint8_t { kF32, kBF16, kInt8 };
 
-inline size_t KvDTypeSize(KvDType t) { return t == KvDType::kF32 ? 4 : t == KvDType::kBF16 ? 2 : 1; }
+inline size_t KvDTypeSize(KvDType t) {
+  return t == KvDType::kF32 ? 4 : t == KvDType::kBF16 ? 2 : 1;
+}
 
 inline std::string_view KvDTypeName(KvDType t) {
   return t == KvDType::kF32 ? "fp32" : t == KvDType::kBF16 ? "bf16" : "int8";

@@ -22,7 +22,8 @@ Result<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& options) {
     return Error("--device cuda: this build of c8 has no CUDA backend");
   }
 #endif
-  if (options.device == "auto") return std::unique_ptr<Backend>(new CpuBackend(options.num_threads));
+  if (options.device == "auto")
+    return std::unique_ptr<Backend>(new CpuBackend(options.num_threads));
   return Error("--device: unknown device '" + options.device + "' (auto, cpu, cuda)");
 }
 

@@ -1,7 +1,7 @@
 #include "c8/model/decoder_model.h"
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <optional>
 
@@ -19,8 +19,8 @@ std::string LayerName(int64_t l, const std::string& suffix) {
 
 DecoderModel::~DecoderModel() {
   for (void* p : owned_) backend_.Free(p);
-  for (void* p : {hidden_, residual_, normed_, qkv_, attn_, gate_up_, act_, rows_, logits_,
-                  meta_ints_}) {
+  for (void* p :
+       {hidden_, residual_, normed_, qkv_, attn_, gate_up_, act_, rows_, logits_, meta_ints_}) {
     backend_.Free(p);
   }
 }
@@ -46,8 +46,8 @@ Result<std::unique_ptr<DecoderModel>> DecoderModel::Load(const std::string& dir,
   return m;
 }
 
-void FillDummyWeights(const std::string& name, uint64_t seed, float mean, float std_dev,
-                      float* out, int64_t n) {
+void FillDummyWeights(const std::string& name, uint64_t seed, float mean, float std_dev, float* out,
+                      int64_t n) {
   uint64_t key = seed ^ 0x9e3779b97f4a7c15ull;
   for (char ch : name) key = (key ^ static_cast<uint8_t>(ch)) * 0x100000001b3ull;
   const float half_width = std_dev * 1.7320508f;  // uniform [-a, a] has std a / sqrt(3)
@@ -72,7 +72,8 @@ Status DecoderModel::LoadWeights(const WeightStore* ws, const ModelLoadOptions& 
   };
   // Uploads one tensor with a shape check.
   // Dummy weights: norms near 1, biases and matrices small, like a trained model's scale.
-  auto dummy = [&](const std::string& name, std::initializer_list<int64_t> shape) -> Result<Tensor> {
+  auto dummy = [&](const std::string& name,
+                   std::initializer_list<int64_t> shape) -> Result<Tensor> {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
     std::vector<float> host(static_cast<size_t>(n));
@@ -175,7 +176,8 @@ void DecoderModel::EnsureScratch(int64_t tokens, int64_t rows) {
 
 Status DecoderModel::Forward(const ForwardBatch& b, KvCache& cache, std::vector<float>& logits) {
   const ModelConfig& c = config_;
-  const int64_t T = b.num_tokens(), S = b.num_seqs(), R = static_cast<int64_t>(b.logits_rows.size());
+  const int64_t T = b.num_tokens(), S = b.num_seqs(),
+                R = static_cast<int64_t>(b.logits_rows.size());
   if (T == 0) return Error("forward: empty batch");
   if (static_cast<int64_t>(b.query_start.size()) != S + 1 || b.query_start[S] != T ||
       static_cast<int64_t>(b.positions.size()) != T ||

@@ -27,8 +27,8 @@ struct ModelLoadOptions {
 
 // Deterministic pseudo-random weights for --load-format dummy: uniform with std `std_dev`
 // around `mean`, a function of (seed, name, index) only.
-void FillDummyWeights(const std::string& name, uint64_t seed, float mean, float std_dev,
-                      float* out, int64_t n);
+void FillDummyWeights(const std::string& name, uint64_t seed, float mean, float std_dev, float* out,
+                      int64_t n);
 
 class DecoderModel {
  public:
@@ -82,8 +82,8 @@ class DecoderModel {
   // Scratch, grown on demand.
   int64_t scratch_tokens_ = 0, scratch_rows_ = 0;
   void *hidden_ = nullptr, *residual_ = nullptr, *normed_ = nullptr, *qkv_ = nullptr,
-       *attn_ = nullptr, *gate_up_ = nullptr, *act_ = nullptr, *rows_ = nullptr,
-       *logits_ = nullptr, *meta_ints_ = nullptr;
+       *attn_ = nullptr, *gate_up_ = nullptr, *act_ = nullptr, *rows_ = nullptr, *logits_ = nullptr,
+       *meta_ints_ = nullptr;
   size_t meta_ints_capacity_ = 0;
 };
 

@@ -17,7 +17,8 @@ RopeFrequencies ComputeRopeFrequencies(const ModelConfig& c) {
     out.inv_freq[i] = 1.0f / std::pow(static_cast<float>(base), exponent);
   }
   switch (rs.type) {
-    case RopeScaling::Type::kNone: break;
+    case RopeScaling::Type::kNone:
+      break;
     case RopeScaling::Type::kLinear:
       for (float& f : out.inv_freq) f = f / static_cast<float>(rs.factor);
       break;

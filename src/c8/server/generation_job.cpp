@@ -37,8 +37,8 @@ std::variant<ApiError, std::unique_ptr<GenerationJob>> GenerationJob::Start(
   job->arrival_ = std::chrono::steady_clock::now();
   job->request_ = std::move(request);
   OpenAiRequest& r = job->request_;
-  job->meta_ = ResponseMeta{r.kind, std::move(id), static_cast<int64_t>(std::time(nullptr)),
-                            ctx.model_name};
+  job->meta_ =
+      ResponseMeta{r.kind, std::move(id), static_cast<int64_t>(std::time(nullptr)), ctx.model_name};
   ModelBundle& b = *ctx.bundle;
   const bool chat = r.kind == ApiKind::kChat;
   const std::string what = chat ? "messages" : "prompt";
@@ -133,7 +133,9 @@ std::variant<ApiError, std::unique_ptr<GenerationJob>> GenerationJob::Start(
   return job;
 }
 
-GenerationJob::~GenerationJob() { Abort(); }
+GenerationJob::~GenerationJob() {
+  Abort();
+}
 
 void GenerationJob::Abort() {
   std::vector<std::string> ids;
@@ -191,8 +193,8 @@ int GenerationJob::Apply(EngineEvent& ev) {
     c.result.aborted = ev.aborted;
     c.error = o.error;
     if (ctx_.metrics) {
-      const char* reason = !o.error.empty()               ? "error"
-                           : ev.aborted                   ? "abort"
+      const char* reason = !o.error.empty()                           ? "error"
+                           : ev.aborted                               ? "abort"
                            : o.finish_reason == FinishReason::kLength ? "length"
                                                                       : "stop";
       const double tpot = c.output_tokens > 1 ? Seconds(c.last_token - c.first_token) /

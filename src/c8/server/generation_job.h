@@ -35,8 +35,9 @@ class GenerationJob {
  public:
   // Tokenizes, validates against the context and submits. `id` is the response id
   // ("cmpl-..." / "chatcmpl-..."), also the prefix of the engine request ids.
-  static std::variant<ApiError, std::unique_ptr<GenerationJob>> Start(
-      const GenerationContext& ctx, OpenAiRequest request, std::string id);
+  static std::variant<ApiError, std::unique_ptr<GenerationJob>> Start(const GenerationContext& ctx,
+                                                                      OpenAiRequest request,
+                                                                      std::string id);
   ~GenerationJob();
 
   // Waits for every choice and returns the whole response, or an error (500 when the engine

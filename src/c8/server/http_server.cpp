@@ -79,17 +79,20 @@ struct HttpServer::Impl {
     nlohmann::ordered_json body;
     if (auto e = ParseJsonBody(req.body, &body)) return SendError(res, *e);
     OpenAiRequest r;
-    auto err = kind == ApiKind::kChat ? ParseChatRequest(body, &r) : ParseCompletionRequest(body, &r);
+    auto err =
+        kind == ApiKind::kChat ? ParseChatRequest(body, &r) : ParseCompletionRequest(body, &r);
     if (err) return SendError(res, *err);
     if (!r.model.empty() && r.model != opt.served_model_name) {
       return SendError(res, ApiError{404,
-                                     "The model `" + r.model + "` does not exist (this server "
-                                     "serves `" + opt.served_model_name + "`).",
+                                     "The model `" + r.model +
+                                         "` does not exist (this server "
+                                         "serves `" +
+                                         opt.served_model_name + "`).",
                                      "invalid_request_error", "model", "model_not_found"});
     }
     GenerationContext ctx{&bundle, &engine, &metrics, opt.served_model_name};
-    auto started = GenerationJob::Start(ctx, std::move(r),
-                                        NewResponseId(kind == ApiKind::kChat ? "chatcmpl-" : "cmpl-"));
+    auto started = GenerationJob::Start(
+        ctx, std::move(r), NewResponseId(kind == ApiKind::kChat ? "chatcmpl-" : "cmpl-"));
     if (auto* e = std::get_if<ApiError>(&started)) return SendError(res, *e);
     std::shared_ptr<GenerationJob> job = std::move(std::get<1>(started));
     if (!job->stream()) {
@@ -174,10 +177,8 @@ struct HttpServer::Impl {
     svr.set_error_handler([](const httplib::Request&, httplib::Response& res) {
       if (res.body.empty()) SendError(res, StatusError(res.status));
     });
-    svr.set_exception_handler(
-        [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-          SendError(res, StatusError(500));
-        });
+    svr.set_exception_handler([](const httplib::Request&, httplib::Response& res,
+                                 std::exception_ptr) { SendError(res, StatusError(500)); });
   }
 };
 
@@ -196,7 +197,9 @@ HttpServer::HttpServer(ServeOptions options, ModelBundle& bundle, AsyncEngine& e
   m.Routes();
 }
 
-HttpServer::~HttpServer() { Stop(); }
+HttpServer::~HttpServer() {
+  Stop();
+}
 
 Status HttpServer::Bind() {
   Impl& m = *impl_;
@@ -213,13 +216,23 @@ Status HttpServer::Bind() {
   return Status::Ok();
 }
 
-int HttpServer::port() const { return impl_->bound_port; }
-void HttpServer::Serve() { impl_->svr.listen_after_bind(); }
-void HttpServer::BeginDrain() { impl_->draining = true; }
-int HttpServer::num_active() const { return impl_->active.load(); }
+int HttpServer::port() const {
+  return impl_->bound_port;
+}
+void HttpServer::Serve() {
+  impl_->svr.listen_after_bind();
+}
+void HttpServer::BeginDrain() {
+  impl_->draining = true;
+}
+int HttpServer::num_active() const {
+  return impl_->active.load();
+}
 void HttpServer::Stop() {
   if (impl_->svr.is_running()) impl_->svr.stop();
 }
-ServerMetrics& HttpServer::metrics() { return impl_->metrics; }
+ServerMetrics& HttpServer::metrics() {
+  return impl_->metrics;
+}
 
 }  // namespace c8

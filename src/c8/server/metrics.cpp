@@ -38,8 +38,7 @@ void Histogram::Observe(double v) {
   ++count_;
 }
 
-void Histogram::Render(const std::string& name, const std::string& labels,
-                       std::string* out) const {
+void Histogram::Render(const std::string& name, const std::string& labels, std::string* out) const {
   int64_t cum = 0;
   const std::string sep = labels.empty() ? "" : ",";
   for (size_t i = 0; i < bounds_.size(); ++i) {
@@ -70,14 +69,14 @@ std::string EscapeLabelValue(const std::string& v) {
 
 ServerMetrics::ServerMetrics(std::string model_name)
     : labels_("model_name=\"" + EscapeLabelValue(model_name) + "\""),
-      ttft_({0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
-             10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0}),
+      ttft_({0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,  0.25,  0.5,   0.75,
+             1.0,   2.5,   5.0,  7.5,  10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0}),
       itl_({0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
             20.0, 40.0, 80.0}),
       tpot_({0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
              10.0, 20.0, 40.0, 80.0}),
-      e2e_({0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0,
-            120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0}),
+      e2e_({0.3,  0.5,  0.8,  1.0,  1.5,   2.0,   2.5,   5.0,   10.0,   15.0,  20.0,
+            30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0}),
       prompt_len_(LengthBuckets()),
       gen_len_(LengthBuckets()) {
   for (const char* r : {"stop", "length", "abort", "error"}) success_[r] = 0;
@@ -116,8 +115,7 @@ std::string ServerMetrics::Render(const EngineStats& s) const {
   };
   gauge("vllm:num_requests_running", "Number of requests in model execution batches.",
         s.num_running);
-  gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.",
-        s.num_waiting);
+  gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", s.num_waiting);
   gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", s.kv_usage);
   gauge("c8:kv_cache_free_blocks", "KV-cache blocks on the free list (cached or empty).",
         s.num_free_blocks);

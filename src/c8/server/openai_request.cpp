@@ -45,9 +45,9 @@ std::optional<ApiError> ToInt(const OJ& v, const std::string& param, int64_t lo,
     if (v.is_number_unsigned()) {
       const uint64_t u = v.get<uint64_t>();
       if (u > static_cast<uint64_t>(hi)) {
-        return BadRequest(param + ": must be at most " + std::to_string(hi) + ", got " +
-                              std::to_string(u),
-                          param);
+        return BadRequest(
+            param + ": must be at most " + std::to_string(hi) + ", got " + std::to_string(u),
+            param);
       }
       *out = static_cast<int64_t>(u);
     } else {
@@ -123,10 +123,10 @@ std::optional<ApiError> ParseCommon(const OJ& body, OpenAiRequest* r) {
     const char* name;
     double* dst;
   };
-  for (const D& d : {D{"temperature", &p.temperature}, D{"top_p", &p.top_p},
-                     D{"min_p", &p.min_p}, D{"repetition_penalty", &p.repetition_penalty},
-                     D{"frequency_penalty", &p.frequency_penalty},
-                     D{"presence_penalty", &p.presence_penalty}}) {
+  for (const D& d :
+       {D{"temperature", &p.temperature}, D{"top_p", &p.top_p}, D{"min_p", &p.min_p},
+        D{"repetition_penalty", &p.repetition_penalty},
+        D{"frequency_penalty", &p.frequency_penalty}, D{"presence_penalty", &p.presence_penalty}}) {
     bool set = false;
     if (auto e = GetDouble(body, d.name, d.dst, &set)) return e;
     if (set) r->explicit_fields.push_back(d.name);
@@ -148,9 +148,8 @@ std::optional<ApiError> ParseCommon(const OJ& body, OpenAiRequest* r) {
   }
   if (auto e = GetInt(body, "n", &p.n, nullptr, kI32Min, kI32Max)) return e;
   if (p.n > kMaxN) {
-    return BadRequest("n: must be at most " + std::to_string(kMaxN) + ", got " +
-                          std::to_string(p.n),
-                      "n");
+    return BadRequest(
+        "n: must be at most " + std::to_string(kMaxN) + ", got " + std::to_string(p.n), "n");
   }
   if (auto e = GetInt(body, "min_tokens", &p.min_tokens)) return e;
   if (auto e = GetBool(body, "ignore_eos", &p.ignore_eos)) return e;
@@ -196,8 +195,9 @@ std::optional<ApiError> ParseTokenList(const OJ& arr, const std::string& param,
 std::optional<ApiError> ParsePrompt(const OJ& body, OpenAiRequest* r) {
   const OJ* pr = Field(body, "prompt");
   if (!pr) return BadRequest("prompt: required", "prompt");
-  const char* kWant = "a string, an array of strings, an array of token ids or an array of "
-                      "token id arrays";
+  const char* kWant =
+      "a string, an array of strings, an array of token ids or an array of "
+      "token id arrays";
   if (pr->is_string()) {
     r->prompts.push_back(PromptInput{true, pr->get<std::string>(), {}});
     return std::nullopt;
@@ -280,7 +280,8 @@ std::optional<ApiError> ParseMessages(const OJ& body, OpenAiRequest* r) {
                             "messages");
         }
         const OJ* t = Field(part, "text");
-        if (!t || !t->is_string()) return BadRequest(pat + ".text: required (a string)", "messages");
+        if (!t || !t->is_string())
+          return BadRequest(pat + ".text: required (a string)", "messages");
         if (j > 0) text += "\n";
         text += t->get<std::string>();
       }
@@ -322,7 +323,8 @@ std::optional<ApiError> ParseJsonBody(std::string_view body, nlohmann::ordered_j
       --depth;
     }
   }
-  *out = nlohmann::ordered_json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  *out =
+      nlohmann::ordered_json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (out->is_discarded()) {
     return BadRequest("request body: not valid JSON (or not valid UTF-8)");
   }

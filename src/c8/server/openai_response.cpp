@@ -10,7 +10,9 @@ namespace {
 using json = nlohmann::json;
 
 // JSON has no -inf: vLLM reports -9999.0 for impossible tokens.
-double FiniteLogprob(float lp) { return std::isfinite(lp) ? static_cast<double>(lp) : -9999.0; }
+double FiniteLogprob(float lp) {
+  return std::isfinite(lp) ? static_cast<double>(lp) : -9999.0;
+}
 
 json BytesJson(const std::string& s) {
   json b = json::array();
@@ -77,7 +79,8 @@ json ChatLogprobsJson(std::span<const TokenOutput> tokens, const TokenTextFn& to
     json top = json::array();
     for (const TokenLogprob& tl : t.top_logprobs) {
       const std::string tt = token_text(tl.token_id);
-      top.push_back({{"token", tt}, {"logprob", FiniteLogprob(tl.logprob)}, {"bytes", BytesJson(tt)}});
+      top.push_back(
+          {{"token", tt}, {"logprob", FiniteLogprob(tl.logprob)}, {"bytes", BytesJson(tt)}});
     }
     content.push_back({{"token", text},
                        {"logprob", FiniteLogprob(t.logprob.value_or(0.0f))},
@@ -103,8 +106,8 @@ json ResponseJson(const ResponseMeta& meta, const std::vector<ChoiceResult>& cho
     choice["stop_reason"] = StopReasonJson(c.stop_reason);
     cs.push_back(std::move(choice));
   }
-  return {{"id", meta.id},          {"object", ObjectName(meta, false)}, {"created", meta.created},
-          {"model", meta.model},    {"choices", std::move(cs)},          {"usage", UsageJson(usage)}};
+  return {{"id", meta.id},       {"object", ObjectName(meta, false)}, {"created", meta.created},
+          {"model", meta.model}, {"choices", std::move(cs)},          {"usage", UsageJson(usage)}};
 }
 
 json ChunkJson(const ResponseMeta& meta, int index, const std::string& text, bool role,
@@ -133,6 +136,8 @@ json UsageChunkJson(const ResponseMeta& meta, const Usage& usage) {
           {"model", meta.model}, {"choices", json::array()},         {"usage", UsageJson(usage)}};
 }
 
-std::string SseData(const json& j) { return "data: " + DumpJson(j) + "\n\n"; }
+std::string SseData(const json& j) {
+  return "data: " + DumpJson(j) + "\n\n";
+}
 
 }  // namespace c8

@@ -67,9 +67,9 @@ nlohmann::json ResponseJson(const ResponseMeta& meta, const std::vector<ChoiceRe
 // One streamed chunk for one choice. Chat: `role` adds {"role": "assistant"} to the delta
 // (the first chunk of each choice); `text` becomes delta.content (omitted from the final
 // chunk when empty). finish_reason / stop_reason are null until the choice finishes.
-nlohmann::json ChunkJson(const ResponseMeta& meta, int index, const std::string& text,
-                         bool role, const nlohmann::json& logprobs,
-                         const nlohmann::json& finish_reason, const nlohmann::json& stop_reason);
+nlohmann::json ChunkJson(const ResponseMeta& meta, int index, const std::string& text, bool role,
+                         const nlohmann::json& logprobs, const nlohmann::json& finish_reason,
+                         const nlohmann::json& stop_reason);
 // The final usage chunk of stream_options.include_usage: empty choices.
 nlohmann::json UsageChunkJson(const ResponseMeta& meta, const Usage& usage);
 

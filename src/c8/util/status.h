@@ -31,13 +31,15 @@ class Status {
   std::string message_;
 };
 
-inline Status Error(std::string message) { return Status::Error(std::move(message)); }
+inline Status Error(std::string message) {
+  return Status::Error(std::move(message));
+}
 
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}                 // NOLINT: implicit by design
-  Result(Status status) : v_(std::move(status)) {}         // NOLINT: must be an error
+  Result(T value) : v_(std::move(value)) {}         // NOLINT: implicit by design
+  Result(Status status) : v_(std::move(status)) {}  // NOLINT: must be an error
   bool ok() const { return v_.index() == 0; }
   T& value() & { return std::get<0>(v_); }
   const T& value() const& { return std::get<0>(v_); }
@@ -62,14 +64,15 @@ class [[nodiscard]] Result {
 #define C8_CONCAT(a, b) C8_CONCAT_INNER(a, b)
 
 // Return early from a function returning Status/Result when `expr` (a Status) fails.
-#define C8_RETURN_IF_ERROR(expr)          \
-  do {                                    \
-    ::c8::Status _c8_st = (expr);         \
-    if (!_c8_st.ok()) return _c8_st;      \
+#define C8_RETURN_IF_ERROR(expr)     \
+  do {                               \
+    ::c8::Status _c8_st = (expr);    \
+    if (!_c8_st.ok()) return _c8_st; \
   } while (0)
 
 // `C8_ASSIGN_OR_RETURN(auto x, FnReturningResult());`
-#define C8_ASSIGN_OR_RETURN(lhs, expr) C8_ASSIGN_OR_RETURN_IMPL(C8_CONCAT(_c8_r, __LINE__), lhs, expr)
+#define C8_ASSIGN_OR_RETURN(lhs, expr) \
+  C8_ASSIGN_OR_RETURN_IMPL(C8_CONCAT(_c8_r, __LINE__), lhs, expr)
 #define C8_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                             \
   if (!tmp.ok()) return tmp.status();            \

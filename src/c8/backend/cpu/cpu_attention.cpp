@@ -23,8 +23,8 @@ std::vector<int32_t> TokenToSeq(const AttentionMeta& meta) {
 // Row of cached K or V for (seq, position, kv head), as a pointer into the paged storage.
 inline int64_t CacheRowIndex(const AttentionMeta& meta, int32_t s, int32_t pos, int32_t kv_head,
                              int32_t num_kv_heads) {
-  int32_t block = meta.block_tables[static_cast<int64_t>(s) * meta.max_blocks_per_seq +
-                                    pos / meta.block_size];
+  int32_t block =
+      meta.block_tables[static_cast<int64_t>(s) * meta.max_blocks_per_seq + pos / meta.block_size];
   int32_t off = pos % meta.block_size;
   return (static_cast<int64_t>(block) * num_kv_heads + kv_head) * meta.block_size + off;
 }

@@ -21,14 +21,18 @@ void* CpuBackend::Malloc(size_t bytes) {
   size_t rounded = ((bytes + 63) / 64) * 64;
   return std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
 }
-void CpuBackend::Free(void* ptr) { std::free(ptr); }
+void CpuBackend::Free(void* ptr) {
+  std::free(ptr);
+}
 void CpuBackend::CopyToDevice(void* dst, const void* src, size_t bytes) {
   std::memcpy(dst, src, bytes);
 }
 void CpuBackend::CopyToHost(void* dst, const void* src, size_t bytes) {
   std::memcpy(dst, src, bytes);
 }
-void CpuBackend::Memset(void* dst, int value, size_t bytes) { std::memset(dst, value, bytes); }
+void CpuBackend::Memset(void* dst, int value, size_t bytes) {
+  std::memset(dst, value, bytes);
+}
 
 Result<Tensor> CpuBackend::UploadWeight(const void* src, DType src_dtype,
                                         std::initializer_list<int64_t> shape) {
@@ -37,7 +41,9 @@ Result<Tensor> CpuBackend::UploadWeight(const void* src, DType src_dtype,
   float* dst = static_cast<float*>(Malloc(static_cast<size_t>(n) * 4));
   const auto* b = static_cast<const uint8_t*>(src);
   switch (src_dtype) {
-    case DType::kF32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); break;
+    case DType::kF32:
+      std::memcpy(dst, src, static_cast<size_t>(n) * 4);
+      break;
     case DType::kBF16:
       pool_.ParallelFor(n, 1 << 16, [&](int64_t lo, int64_t hi) {
         for (int64_t i = lo; i < hi; ++i) {

@@ -33,9 +33,8 @@ class CpuBackend final : public Backend {
                   Tensor& out) override;
   void Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override;
   void SiluMul(const Tensor& gate_up, Tensor& out) override;
-  void QkNormRope(Tensor& qkv, const int32_t* positions, const Tensor* q_norm,
-                  const Tensor* k_norm, float eps, const Tensor& rope_cos_sin,
-                  const AttentionShape& shape) override;
+  void QkNormRope(Tensor& qkv, const int32_t* positions, const Tensor* q_norm, const Tensor* k_norm,
+                  float eps, const Tensor& rope_cos_sin, const AttentionShape& shape) override;
   void WriteKvCache(const Tensor& qkv, const AttentionMeta& meta, const AttentionShape& shape,
                     KvLayerView& cache) override;
   void Attention(const Tensor& qkv, const AttentionMeta& meta, const KvLayerView& cache,

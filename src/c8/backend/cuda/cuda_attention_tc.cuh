@@ -194,9 +194,9 @@ __device__ __forceinline__ void LoadQ(const uint16_t* q0, const uint16_t* q1, co
 // lim[r]: keys with tile index >= lim[r] are masked for row r (g / g + 8).
 template <int D, bool kC8, int kKeys>
 __device__ __forceinline__ void ProcessTile(const uint8_t* kt, const uint8_t* vt, int key0,
-                                            const uint32_t (&qa)[D / 16][4],
-                                            const float (&qoff)[2], float scale_log2,
-                                            const int (&lim)[2], WarpState<D>& st) {
+                                            const uint32_t (&qa)[D / 16][4], const float (&qoff)[2],
+                                            float scale_log2, const int (&lim)[2],
+                                            WarpState<D>& st) {
   constexpr int kRB = D * (kC8 ? 1 : 2);
   constexpr int kNb = kKeys / 8;
   const int lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
@@ -279,8 +279,8 @@ __device__ __forceinline__ void ProcessTile(const uint8_t* kt, const uint8_t* vt
 #pragma unroll
       for (int h = 0; h < kGroups; ++h) {
         if constexpr (kC8) {
-          const uint2 v = *reinterpret_cast<const uint2*>(vt + Swz<kRB>(keys[k], 4 * h + g / 2) +
-                                                          8 * (g & 1));
+          const uint2 v =
+              *reinterpret_cast<const uint2*>(vt + Swz<kRB>(keys[k], 4 * h + g / 2) + 8 * (g & 1));
           vw[k][2 * h] = v.x ^ 0x80808080u;
           vw[k][2 * h + 1] = v.y ^ 0x80808080u;
         } else {
@@ -293,8 +293,10 @@ __device__ __forceinline__ void ProcessTile(const uint8_t* kt, const uint8_t* vt
 #pragma unroll
     for (int w = 0; w < kGroups * (kC8 ? 2 : 4); ++w) {
       if constexpr (kC8) {  // word w = dims 4w..4w+3 of the lane's set (j = 4w + e)
-        const uint32_t lo0 = Prmt(vw[0][w], vw[1][w], 0x5140), hi0 = Prmt(vw[0][w], vw[1][w], 0x7362);
-        const uint32_t lo1 = Prmt(vw[2][w], vw[3][w], 0x5140), hi1 = Prmt(vw[2][w], vw[3][w], 0x7362);
+        const uint32_t lo0 = Prmt(vw[0][w], vw[1][w], 0x5140),
+                       hi0 = Prmt(vw[0][w], vw[1][w], 0x7362);
+        const uint32_t lo1 = Prmt(vw[2][w], vw[3][w], 0x5140),
+                       hi1 = Prmt(vw[2][w], vw[3][w], 0x7362);
         Mma<true>(st.o[4 * w + 0], pa, Unbias(Prmt(lo0, kHalfMagic, 0x5140)),
                   Unbias(Prmt(lo1, kHalfMagic, 0x5140)));
         Mma<true>(st.o[4 * w + 1], pa, Unbias(Prmt(lo0, kHalfMagic, 0x7362)),

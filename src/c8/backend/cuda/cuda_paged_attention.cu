@@ -5,8 +5,8 @@
 // warps taking 16 keys each of every 64-key tile; layouts in cuda_attention_tc.cuh).
 // fp32 caches use the CUDA-core split-KV kernel (SplitKvAttentionKernel).
 //
-// CUDA-core split-KV paged attention, one CTA per (query token, kv head, KV split), GQA-aware: the CTA
-// serves all query heads of its kv head (up to 4 per CTA; larger groups use several head
+// CUDA-core split-KV paged attention, one CTA per (query token, kv head, KV split), GQA-aware: the
+// CTA serves all query heads of its kv head (up to 4 per CTA; larger groups use several head
 // chunks), so each K/V byte of a split is read once per token. This kernel serves decode
 // tokens (one new token per sequence) and is the fallback for prefill tokens when the
 // tensor-core prefill kernel (cuda_prefill_attention.cu) does not take them.
@@ -341,7 +341,7 @@ constexpr int kDecodeRows = 16;  // query heads per CTA (one m16 tile)
 
 template <int D, bool kC8>
 __host__ __device__ constexpr int DecodeStages() {
-  return kC8 ? 4 : 3;  // 64 KB (int8) / 96 KB (bf16) of K/V in flight per CTA for D = 128
+  return 3;  // 48 KB (int8, 4 CTAs per SM) / 96 KB (bf16, 2 CTAs per SM) of K/V for D = 128
 }
 template <int D, bool kC8>
 __host__ __device__ constexpr int DecodeSmemBytes() {
@@ -355,7 +355,7 @@ __host__ __device__ constexpr int DecodeSmemBytes() {
 // keys [z part_len, (z + 1) part_len) of the context; cached keys through the mma tiles, the
 // token's own (fresh) key in fp32 by the CTA whose split ends the context.
 template <int D, bool kC8>
-__global__ void __launch_bounds__(tc::kThreads) TcDecodeKernel(tc::TcParams p) {
+__global__ void __launch_bounds__(tc::kThreads, kC8 ? 4 : 2) TcDecodeKernel(tc::TcParams p) {
   using namespace tc;
   constexpr int kStages = DecodeStages<D, kC8>();
   constexpr int kRB = D * (kC8 ? 1 : 2);
@@ -394,8 +394,8 @@ __global__ void __launch_bounds__(tc::kThreads) TcDecodeKernel(tc::TcParams p) {
   const float* ks = p.ks ? p.ks + kvh * D : nullptr;
   const float* ko = p.ko ? p.ko + kvh * D : nullptr;
   LoadQ<D, kC8>(g < nh ? tok_row + int64_t(h0 + g) * D : nullptr,
-                g + 8 < nh ? tok_row + int64_t(h0 + g + 8) * D : nullptr, ks, ko, p.scale_log2,
-                qa, qoff);
+                g + 8 < nh ? tok_row + int64_t(h0 + g + 8) * D : nullptr, ks, ko, p.scale_log2, qa,
+                qoff);
   WarpState<D> st;
 #pragma unroll
   for (int r = 0; r < 2; ++r) st.m[r] = kNegBig, st.l[r] = 0.0f;
@@ -423,9 +423,9 @@ __global__ void __launch_bounds__(tc::kThreads) TcDecodeKernel(tc::TcParams p) {
 
   // Merge the 4 warps (and the fresh key) through shared memory.
   if constexpr (kC8) C8ToReal<D>(st, p.vs + kvh * D, p.vo + kvh * D);
-  float* sm_o = reinterpret_cast<float*>(smem);          // (4, 16, D)
-  float* sm_ml = sm_o + 4 * kDecodeRows * D;             // (4, 16, 2)
-  float* sm_fresh = sm_ml + 4 * kDecodeRows * 2;         // (16): fresh score, log2 domain
+  float* sm_o = reinterpret_cast<float*>(smem);   // (4, 16, D)
+  float* sm_ml = sm_o + 4 * kDecodeRows * D;      // (4, 16, 2)
+  float* sm_fresh = sm_ml + 4 * kDecodeRows * 2;  // (16): fresh score, log2 domain
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     float l = st.l[r];
@@ -569,7 +569,8 @@ int TcDecodeOccupancy(int D, bool c8) {
 SplitPlan PlanTcSplits(const AttentionMeta& meta, const AttentionShape& shape, bool c8) {
   const int G = shape.num_heads / shape.num_kv_heads;
   const int head_tiles = (G + kDecodeRows - 1) / kDecodeRows;
-  const int64_t work = std::max<int64_t>(1, int64_t(meta.num_seqs) * shape.num_kv_heads * head_tiles);
+  const int64_t work =
+      std::max<int64_t>(1, int64_t(meta.num_seqs) * shape.num_kv_heads * head_tiles);
   const int64_t slots = int64_t(NumSms()) * TcDecodeOccupancy(shape.head_dim, c8);
   const int ctx = std::max(1, meta.max_context_len);
   constexpr int kCtaCost = 192;  // keys' worth of prologue / merge / reduce per CTA
@@ -602,8 +603,8 @@ void LaunchTcDecode(const tc::TcParams& p, dim3 grid, cudaStream_t stream) {
 }
 
 void LaunchTensorCoreAttention(const uint16_t* qkv, const AttentionMeta& meta,
-                               const KvLayerView& cache, const AttentionShape& shape,
-                               uint16_t* out, void* workspace, cudaStream_t stream) {
+                               const KvLayerView& cache, const AttentionShape& shape, uint16_t* out,
+                               void* workspace, cudaStream_t stream) {
   if (meta.max_query_len > 1) LaunchPrefillAttention(qkv, meta, cache, shape, out, stream);
   const bool c8 = cache.dtype == KvDType::kInt8;
   const SplitPlan plan = PlanTcSplits(meta, shape, c8);
@@ -651,9 +652,9 @@ void LaunchTensorCoreAttention(const uint16_t* qkv, const AttentionMeta& meta,
 
 size_t PagedAttentionWorkspaceBytes(const AttentionMeta& meta, const AttentionShape& shape) {
   // The cache dtype is not known here: room for whichever kernel needs more.
-  const int splits = std::max({PlanSplits(meta, shape).splits,
-                               PlanTcSplits(meta, shape, true).splits,
-                               PlanTcSplits(meta, shape, false).splits});
+  const int splits =
+      std::max({PlanSplits(meta, shape).splits, PlanTcSplits(meta, shape, true).splits,
+                PlanTcSplits(meta, shape, false).splits});
   if (splits <= 1) return 0;
   return size_t(meta.num_tokens) * shape.num_heads * splits * (shape.head_dim + 2) * 4;
 }

@@ -151,8 +151,7 @@ void LaunchPrefillTyped(const TcParams& p, dim3 grid, cudaStream_t stream) {
   constexpr int kSmem = PrefillSmemBytes<D>();
   static bool configured = false;  // per instantiation; attribute setting is idempotent
   if (!configured) {
-    cudaFuncSetAttribute(PrefillKernel<D, kC8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         kSmem);
+    cudaFuncSetAttribute(PrefillKernel<D, kC8>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
     configured = true;
   }
   PrefillKernel<D, kC8><<<grid, kThreads, kSmem, stream>>>(p);
