@@ -3,7 +3,7 @@
 # with sudo available). Idempotent: does nothing when everything is present.
 set -euo pipefail
 
-PKGS=(build-essential cmake ninja-build ccache pkg-config python3 python3-pip unzip
+PKGS=(build-essential cmake ninja-build ccache pkg-config python3 python3-pip unzip curl
       nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libspdlog-dev libfmt-dev
       libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libopenblas-dev libxxhash-dev)
 # utf8proc: Unicode normalization (NFC) for tokenizers that ask for it.
@@ -19,4 +19,11 @@ if ((${#missing[@]})); then
   echo "[c8] installing: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Python packages of the integration tests (the official openai client, pytest).
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+if ! python3 -c "import openai, pytest" >/dev/null 2>&1; then
+  echo "[c8] installing Python test packages"
+  python3 -m pip install -q --disable-pip-version-check -r "$ROOT/tests/integration/requirements.txt"
 fi
