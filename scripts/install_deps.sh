@@ -25,5 +25,8 @@ fi
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 if ! python3 -c "import openai, pytest" >/dev/null 2>&1; then
   echo "[c8] installing Python test packages"
-  python3 -m pip install -q --disable-pip-version-check -r "$ROOT/tests/integration/requirements.txt"
+  req="$ROOT/tests/integration/requirements.txt"
+  # Debian's own python3 refuses pip installs outside a venv (PEP 668): allow it there.
+  python3 -m pip install -q --disable-pip-version-check -r "$req" ||
+    python3 -m pip install -q --disable-pip-version-check --break-system-packages -r "$req"
 fi
