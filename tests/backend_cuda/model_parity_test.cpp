@@ -1,6 +1,6 @@
 // Whole-model parity: the CUDA backend (bf16 activations) against the CPU backend (fp32)
-// on the same weights: the tiny transformers fixtures (real random weights) and seeded
-// dummy weights of SmolLM2-135M and Qwen3-0.6B shapes, with 16-bit and C8 KV caches.
+// on the same (bf16-exact) seeded dummy weights of SmolLM2-135M and Qwen3-0.6B shapes,
+// with 16-bit and C8 KV caches.
 // Prefill (chunked) then greedy decode; the decode is teacher-forced with the CPU's tokens
 // so one near-tie cannot derail the comparison, and the free-running greedy text is
 // compared too.
@@ -124,13 +124,18 @@ TEST_P(ModelParity, CudaMatchesCpu) {
   // Teacher-forced with the CPU's tokens.
   Trace got = RunModel(**mg, **gc, prompt, ref.greedy, steps);
   ASSERT_TRUE(gpu->status().ok()) << gpu->status().message();
-  double err2 = 0, ref2 = 0;
+  double err2 = 0, ref2 = 0, perr2 = 0, pref2 = 0;
   int agree = 0;
   for (size_t r = 0; r < ref.logits.size(); ++r) {
     for (size_t i = 0; i < ref.logits[r].size(); ++i) {
       const double d = got.logits[r][i] - ref.logits[r][i];
+      const double rr = static_cast<double>(ref.logits[r][i]) * ref.logits[r][i];
       err2 += d * d;
-      ref2 += static_cast<double>(ref.logits[r][i]) * ref.logits[r][i];
+      ref2 += rr;
+      if (r < prompt.size()) {
+        perr2 += d * d;
+        pref2 += rr;
+      }
     }
   }
   for (int s = 0; s < steps; ++s) agree += got.greedy[s] == ref.greedy[s];
@@ -149,11 +154,8 @@ TEST_P(ModelParity, CudaMatchesCpu) {
 
 INSTANTIATE_TEST_SUITE_P(
     All, ModelParity,
-    ::testing::Values(ParityCase{"tests/data/models/qwen3-tiny", "auto", KvDType::kBF16},
-                      ParityCase{"tests/data/models/qwen3-tiny", "auto", KvDType::kInt8},
-                      ParityCase{"tests/data/models/qwen2-tiny-yarn", "auto", KvDType::kBF16},
-                      ParityCase{"tests/data/models/llama-tiny-llama3", "auto", KvDType::kBF16},
-                      ParityCase{"configs/smollm2-135m", "dummy", KvDType::kBF16},
+    // (The tiny transformers fixtures have head_dim 8-32; the CUDA kernels take 64 and 128.)
+    ::testing::Values(ParityCase{"configs/smollm2-135m", "dummy", KvDType::kBF16},
                       ParityCase{"configs/smollm2-135m", "dummy", KvDType::kInt8},
                       ParityCase{"configs/qwen3-0.6b", "dummy", KvDType::kBF16},
                       ParityCase{"configs/qwen3-0.6b", "dummy", KvDType::kInt8}));

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "c8/model/rope.h"
+#include "c8/util/bf16.h"
 
 namespace c8 {
 
@@ -78,8 +79,10 @@ Status DecoderModel::LoadWeights(const WeightStore* ws, const ModelLoadOptions& 
     for (int64_t d : shape) n *= d;
     std::vector<float> host(static_cast<size_t>(n));
     const bool norm = name.find("norm") != std::string::npos;
-    const float sd = norm ? 0.05f : (name.find("bias") != std::string::npos ? 0.02f : 0.05f);
+    const float sd = norm ? 0.05f : 0.02f;  // transformers' initializer_range
     FillDummyWeights(name, options.seed, norm ? 1.0f : 0.0f, sd, host.data(), n);
+    // bf16-exact values: every backend (fp32 CPU, bf16 GPU) then holds identical weights.
+    for (float& x : host) x = Bf16ToF32(F32ToBf16(x));
     C8_ASSIGN_OR_RETURN(Tensor out, backend_.UploadWeight(host.data(), DType::kF32, shape));
     Track(out.data);
     weight_bytes_ += static_cast<int64_t>(out.nbytes());
