@@ -144,10 +144,10 @@ TEST_P(ModelParity, CudaMatchesCpu) {
     ++same_prefix;
   const double rel = std::sqrt(err2 / ref2);
   std::printf(
-      "%-36s %-5s kv=%-4s logits rel err %.2e, forced top-1 agree %d/%d, free greedy "
-      "identical for %d/%d tokens\n",
-      pc.dir.c_str(), pc.load_format.c_str(), std::string(KvDTypeName(pc.kv)).c_str(), rel, agree,
-      steps, same_prefix, steps);
+      "%-24s kv=%-4s logits rel err %.2e (prefill rows %.2e), forced top-1 agree %d/%d, free "
+      "greedy identical for %d/%d tokens\n",
+      pc.dir.c_str(), std::string(KvDTypeName(pc.kv)).c_str(), rel, std::sqrt(perr2 / pref2),
+      agree, steps, same_prefix, steps);
   EXPECT_LT(rel, 3e-2);
   EXPECT_GE(agree, steps * 9 / 10);
 }
