@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "c8/backend/attention_meta.h"
+#include "c8/backend/sampling_rows.h"
 #include "c8/backend/tensor.h"
 #include "c8/kv/kv_cache_spec.h"
 #include "c8/util/status.h"
@@ -84,6 +86,13 @@ class Backend {
   virtual void GatherRows(const Tensor& x, const int32_t* rows, Tensor& out) = 0;
   // Copies a (R, V) fp32-or-activation tensor to host fp32.
   virtual void ToHostF32(const Tensor& x, float* host) = 0;
+  // Samples one token per row of `rows` from logits (R, V) fp32 backend memory (row
+  // SamplingRow::logits_row) with the host Sampler's semantics (sampling_rows.h); only the
+  // token ids and requested logprobs come back. `out` gets one entry per row, in order; a bad
+  // row (NaN / +inf logits, out-of-range ids, every token masked) gets its own error. A non-Ok
+  // Status means the whole call failed (bad shapes, device error).
+  virtual Status SampleRows(const Tensor& logits, const SamplingRows& rows,
+                            std::vector<SampledToken>* out) = 0;
 };
 
 struct BackendOptions {

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "c8/cli/commands.h"
+#include "c8/cli/engine_flags.h"
 #include "c8/engine/llm_engine.h"
 
 namespace c8::cli {
@@ -20,48 +21,22 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct CommonArgs {
-  std::string model, device = "auto", kv = "auto", load_format = "auto";
-  int threads = 0;
-  int64_t max_model_len = 0, block_size = 16;
-  double kv_gib = 0;
-  int32_t max_num_seqs = 256, max_num_batched_tokens = 2048;
-  uint64_t seed = 0;
+  std::string model;
+  EngineFlags engine;
   std::string output_json;
 };
 
 void AddCommon(CLI::App* sub, CommonArgs& a) {
   sub->add_option("--model,-m", a.model, "Model directory")->required();
-  sub->add_option("--device", a.device, "auto | cpu | cuda")->capture_default_str();
-  sub->add_option("--threads", a.threads, "CPU threads (0 = all cores)");
-  sub->add_option("--kv-cache-dtype", a.kv, "auto | bf16 | fp32 | int8")->capture_default_str();
-  sub->add_option("--max-model-len", a.max_model_len, "Context length (0 = model's, <= 32768)");
-  sub->add_option("--block-size", a.block_size, "KV block size")->capture_default_str();
-  sub->add_option("--kv-cache-memory", a.kv_gib,
-                  "KV cache GiB (0 = 1 GiB, at least one full context)");
-  sub->add_option("--max-num-seqs", a.max_num_seqs, "Most sequences per step")
-      ->capture_default_str();
-  sub->add_option("--max-num-batched-tokens", a.max_num_batched_tokens, "Token budget per step")
-      ->capture_default_str();
-  sub->add_option("--seed", a.seed, "Seed of the random prompts (and dummy weights)")
-      ->capture_default_str();
-  sub->add_option("--load-format", a.load_format,
-                  "auto (safetensors) | dummy (seeded random weights from config.json alone)")
+  a.engine.Add(sub);
+  sub->add_option("--seed", a.engine.seed, "Seed of the random prompts (and dummy weights)")
       ->capture_default_str();
   sub->add_option("--output-json", a.output_json, "Also write the results as JSON");
 }
 
 Result<std::unique_ptr<ModelBundle>> Load(const CommonArgs& a, int64_t need_len) {
-  EngineOptions eo;
-  eo.model_dir = a.model;
-  eo.backend.device = a.device;
-  eo.backend.num_threads = a.threads;
-  eo.kv_cache_dtype = a.kv;
-  eo.max_model_len = a.max_model_len > 0 ? a.max_model_len : std::max<int64_t>(need_len, 256);
-  eo.block_size = a.block_size;
-  eo.kv_cache_gib = a.kv_gib;
-  eo.load_format = a.load_format;
-  eo.seed = a.seed;
-  eo.progress = StderrProgress();
+  EngineOptions eo = a.engine.ToEngineOptions(a.model, /*progress=*/true);
+  if (a.engine.max_model_len <= 0) eo.max_model_len = std::max<int64_t>(need_len, 256);
   return ModelBundle::Load(eo);
 }
 
@@ -172,22 +147,18 @@ Runner RegisterBenchOffline(CLI::App& app) {
       auto b = Load(*t, t->input_len + t->output_len + 1);
       if (!b.ok()) return Fail("throughput", b.message());
       ModelBundle& m = **b;
-      EngineConfig ec;
-      ec.scheduler.max_num_seqs = t->max_num_seqs;
-      ec.scheduler.max_num_batched_tokens = t->max_num_batched_tokens;
-      ec.scheduler.max_model_len = static_cast<int32_t>(m.model->max_model_len());
-      LlmEngine engine(m, ec);
+      LlmEngine engine(m, t->engine.ToEngineConfig(m.model->max_model_len()));
       SamplingParams sp;  // vLLM: temperature 1, top_p 1, ignore_eos, fixed output length
       sp.max_tokens = static_cast<int32_t>(t->output_len);
       sp.ignore_eos = true;
-      auto prompts = RandomPrompts(m, t->num_prompts, t->input_len, t->seed);
+      auto prompts = RandomPrompts(m, t->num_prompts, t->input_len, t->engine.seed);
       const auto t0 = Clock::now();
       for (size_t i = 0; i < prompts.size(); ++i) {
         EngineRequest r;
         r.id = std::to_string(i);
         r.prompt = prompts[i];
         r.params = sp;
-        r.params.seed = t->seed + i;
+        r.params.seed = t->engine.seed + i;
         if (Status st = engine.AddRequest(std::move(r)); !st.ok())
           return Fail("throughput", st.message());
       }
@@ -223,12 +194,12 @@ Runner RegisterBenchOffline(CLI::App& app) {
       auto b = Load(*l, l->input_len + l->output_len + 1);
       if (!b.ok()) return Fail("latency", b.message());
       ModelBundle& m = **b;
-      EngineConfig ec;
+      // vLLM's latency semantics: the whole batch is prefilled in one step.
+      EngineConfig ec = l->engine.ToEngineConfig(m.model->max_model_len());
       ec.scheduler.max_num_seqs =
-          std::max<int32_t>(l->max_num_seqs, static_cast<int32_t>(l->batch_size));
+          std::max<int32_t>(ec.scheduler.max_num_seqs, static_cast<int32_t>(l->batch_size));
       ec.scheduler.max_num_batched_tokens = std::max<int32_t>(
-          l->max_num_batched_tokens, static_cast<int32_t>(l->batch_size * l->input_len));
-      ec.scheduler.max_model_len = static_cast<int32_t>(m.model->max_model_len());
+          ec.scheduler.max_num_batched_tokens, static_cast<int32_t>(l->batch_size * l->input_len));
       ec.enable_prefix_caching = false;  // every iteration computes its prompts
       SamplingParams sp;
       sp.temperature = 0;
@@ -237,7 +208,7 @@ Runner RegisterBenchOffline(CLI::App& app) {
       std::vector<double> lat_s, prefill_s, decode_s;
       for (int64_t it = 0; it < l->num_iters_warmup + l->num_iters; ++it) {
         LlmEngine engine(m, ec);
-        auto prompts = RandomPrompts(m, l->batch_size, l->input_len, l->seed + it);
+        auto prompts = RandomPrompts(m, l->batch_size, l->input_len, l->engine.seed + it);
         for (size_t i = 0; i < prompts.size(); ++i) {
           EngineRequest r;
           r.id = std::to_string(i);

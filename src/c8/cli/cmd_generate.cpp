@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "c8/cli/commands.h"
+#include "c8/cli/engine_flags.h"
 #include "c8/engine/llm_engine.h"
 #include "c8/engine/model_bundle.h"
 
@@ -22,12 +23,7 @@ struct GenerateArgs {
   std::vector<std::string> prompts;
   std::string system;
   bool chat = false, interactive = false, quiet = false;
-  std::string device = "auto", kv_cache_dtype = "auto";
-  int threads = 0;
-  int64_t max_model_len = 0, block_size = 16;
-  double kv_cache_gib = 0;
-  int32_t max_num_seqs = 256, max_num_batched_tokens = 2048;
-  bool no_prefix_caching = false;
+  EngineFlags engine;
   SamplingParams sp;
   int32_t max_tokens = 256;
   uint64_t seed = 0;
@@ -49,16 +45,7 @@ std::vector<std::string> ExplicitSamplingFields(CLI::App* sub) {
 }
 
 int Run(GenerateArgs& a) {
-  EngineOptions eo;
-  eo.model_dir = a.model;
-  eo.backend.device = a.device;
-  eo.backend.num_threads = a.threads;
-  eo.kv_cache_dtype = a.kv_cache_dtype;
-  eo.max_model_len = a.max_model_len;
-  eo.block_size = a.block_size;
-  eo.kv_cache_gib = a.kv_cache_gib;
-  if (!a.quiet) eo.progress = StderrProgress();
-  auto bundle = ModelBundle::Load(eo);
+  auto bundle = ModelBundle::Load(a.engine.ToEngineOptions(a.model, !a.quiet));
   if (!bundle.ok()) {
     std::fprintf(stderr, "c8 generate: error: %s\n", bundle.message().c_str());
     return 1;
@@ -79,12 +66,7 @@ int Run(GenerateArgs& a) {
         std::string(KvDTypeName(m.kv_cache->layer_dtype(0))).c_str(),
         static_cast<long long>(m.kv_cache->spec().num_blocks * m.kv_cache->spec().block_size));
   }
-  EngineConfig ec;
-  ec.scheduler.max_num_seqs = a.max_num_seqs;
-  ec.scheduler.max_num_batched_tokens = a.max_num_batched_tokens;
-  ec.scheduler.max_model_len = static_cast<int32_t>(m.model->max_model_len());
-  ec.enable_prefix_caching = !a.no_prefix_caching;
-  LlmEngine engine(m, ec);
+  LlmEngine engine(m, a.engine.ToEngineConfig(m.model->max_model_len()));
   auto new_history = [&] {
     nlohmann::json h = nlohmann::json::array();
     if (!a.system.empty()) h.push_back({{"role", "system"}, {"content", a.system}});
@@ -232,26 +214,10 @@ Runner RegisterGenerate(CLI::App& app) {
   sub->add_option("--repetition-penalty", a->sp.repetition_penalty, "Repetition penalty (1 = off)");
   sub->add_option("--frequency-penalty", a->sp.frequency_penalty, "Frequency penalty (0 = off)");
   sub->add_option("--presence-penalty", a->sp.presence_penalty, "Presence penalty (0 = off)");
-  sub->add_option("--seed", a->seed, "Random seed (same seed, same text)");
+  sub->add_option("--seed", a->seed, "Random seed (same seed, same text; also dummy weights)");
   sub->add_option("--stop", a->sp.stop, "Stop string (repeatable)");
   sub->add_flag("--ignore-eos", a->sp.ignore_eos, "Keep generating after end-of-sequence");
-  sub->add_option("--device", a->device, "auto | cpu | cuda")->capture_default_str();
-  sub->add_option("--threads", a->threads, "CPU threads (0 = all cores)")->capture_default_str();
-  sub->add_option("--kv-cache-dtype", a->kv_cache_dtype,
-                  "KV cache dtype: auto (what the checkpoint says) | bf16 | fp32 | int8")
-      ->capture_default_str();
-  sub->add_option("--max-model-len", a->max_model_len,
-                  "Context length (0 = the model's, capped at 32768)");
-  sub->add_option("--block-size", a->block_size, "KV cache block size (multiple of 16)")
-      ->capture_default_str();
-  sub->add_option("--kv-cache-memory", a->kv_cache_gib,
-                  "KV cache size in GiB (0 = 1 GiB, at least one full context)");
-  sub->add_option("--max-num-seqs", a->max_num_seqs, "Most sequences in one step")
-      ->capture_default_str();
-  sub->add_option("--max-num-batched-tokens", a->max_num_batched_tokens,
-                  "Token budget of one step (prefill chunks + decode tokens)")
-      ->capture_default_str();
-  sub->add_flag("--no-enable-prefix-caching", a->no_prefix_caching, "Disable the prefix cache");
+  a->engine.Add(sub);
   sub->add_flag("--quiet,-q", a->quiet, "No progress or statistics on stderr");
   return [a, sub]() {
     if (!sub->parsed()) return kNotParsed;

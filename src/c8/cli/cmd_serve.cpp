@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "c8/cli/commands.h"
+#include "c8/cli/engine_flags.h"
 #include "c8/engine/async_engine.h"
 #include "c8/engine/model_bundle.h"
 #include "c8/server/http_server.h"
@@ -32,12 +33,7 @@ namespace {
 struct ServeArgs {
   std::string model;
   ServeOptions serve;
-  std::string device = "auto", kv_cache_dtype = "auto";
-  int threads = 0;
-  int64_t max_model_len = 0, block_size = 16;
-  double kv_cache_gib = 1.0;
-  int32_t max_num_seqs = 256, max_num_batched_tokens = 2048;
-  bool prefix_caching = true;
+  EngineFlags engine;
   double shutdown_timeout_s = 5.0;
   bool quiet = false;
 };
@@ -111,28 +107,16 @@ int Run(ServeArgs& a) {
   if (a.serve.served_model_name.empty()) a.serve.served_model_name = a.model;
   a.serve.model_dir = a.model;
   a.serve.version = C8_VERSION;
-  a.serve.max_num_seqs = a.max_num_seqs;
+  a.serve.max_num_seqs = a.engine.max_num_seqs;
 
-  EngineOptions eo;
-  eo.model_dir = a.model;
-  eo.backend.device = a.device;
-  eo.backend.num_threads = a.threads;
-  eo.kv_cache_dtype = a.kv_cache_dtype;
-  eo.max_model_len = a.max_model_len;
-  eo.block_size = a.block_size;
-  eo.kv_cache_gib = a.kv_cache_gib;
-  if (!a.quiet) eo.progress = StderrProgress();
+  EngineOptions eo = a.engine.ToEngineOptions(a.model, !a.quiet);
   auto bundle = ModelBundle::Load(eo);
   if (!bundle.ok()) {
     std::fprintf(stderr, "c8 serve: error: %s\n", bundle.message().c_str());
     return 1;
   }
   ModelBundle& m = **bundle;
-  EngineConfig ec;
-  ec.scheduler.max_num_seqs = a.max_num_seqs;
-  ec.scheduler.max_num_batched_tokens = a.max_num_batched_tokens;
-  ec.scheduler.max_model_len = static_cast<int32_t>(m.model->max_model_len());
-  ec.enable_prefix_caching = a.prefix_caching;
+  EngineConfig ec = a.engine.ToEngineConfig(m.model->max_model_len());
   AsyncEngine engine(m, ec);
   HttpServer server(a.serve, m, engine);
   if (Status st = server.Bind(); !st.ok()) {
@@ -149,7 +133,7 @@ int Run(ServeArgs& a) {
                a.model.c_str(), a.serve.served_model_name.c_str(), m.backend->Name().c_str(),
                KvSummary(m).c_str(), static_cast<long long>(spec.block_size), st0.num_blocks,
                static_cast<long long>(st0.num_blocks) * static_cast<long long>(spec.block_size),
-               a.prefix_caching ? "on" : "off", engine.max_model_len(), a.serve.host.c_str(),
+               a.engine.prefix_caching ? "on" : "off", engine.max_model_len(), a.serve.host.c_str(),
                server.port(), a.serve.api_key.empty() ? "" : " (API key required)");
   std::fflush(stderr);
 
@@ -198,25 +182,7 @@ Runner RegisterServe(CLI::App& app) {
                   "then VLLM_API_KEY)");
   sub->add_option("--served-model-name", a->serve.served_model_name,
                   "Model name clients use (default: the MODEL argument)");
-  sub->add_option("--device", a->device, "auto | cpu | cuda")->capture_default_str();
-  sub->add_option("--threads", a->threads, "CPU threads (0 = all cores)")->capture_default_str();
-  sub->add_option("--kv-cache-dtype", a->kv_cache_dtype,
-                  "KV cache dtype: auto (what the checkpoint says) | bf16 | fp32 | int8")
-      ->capture_default_str();
-  sub->add_option("--max-model-len", a->max_model_len,
-                  "Context length (0 = the model's, capped at 32768)");
-  sub->add_option("--block-size", a->block_size, "KV cache block size (multiple of 16)")
-      ->capture_default_str();
-  sub->add_option("--kv-cache-memory", a->kv_cache_gib,
-                  "KV cache size in GiB (0 = enough for one full context)")
-      ->capture_default_str();
-  sub->add_option("--max-num-seqs", a->max_num_seqs, "Most sequences in one step")
-      ->capture_default_str();
-  sub->add_option("--max-num-batched-tokens", a->max_num_batched_tokens,
-                  "Token budget of one step (prefill chunks + decode tokens)")
-      ->capture_default_str();
-  sub->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", a->prefix_caching,
-                "Prefix caching (on by default)");
+  a->engine.Add(sub);
   sub->add_option("--max-body-bytes", a->serve.max_body_bytes,
                   "Largest accepted request body (larger: 413)")
       ->capture_default_str();

@@ -11,8 +11,7 @@ LlmEngine::LlmEngine(ModelBundle& bundle, const EngineConfig& config)
       kv_(static_cast<int32_t>(bundle.kv_cache->spec().num_blocks),
           static_cast<int32_t>(bundle.kv_cache->spec().block_size), config.enable_prefix_caching),
       scheduler_(config.scheduler, kv_),
-      runner_(*bundle.model, *bundle.kv_cache),
-      sampler_(bundle.defaults.eos_token_ids) {
+      runner_(*bundle.model, *bundle.kv_cache) {
   config_.scheduler.max_model_len = std::min<int32_t>(
       config_.scheduler.max_model_len, static_cast<int32_t>(bundle.model->max_model_len()));
 }
@@ -110,31 +109,35 @@ std::vector<RequestOutput> LlmEngine::Step() {
     }
   }
   std::vector<Request*> ready = scheduler_.OnStepDone(sched);
+  // Sample every ready sequence on the backend: only ids (and requested logprobs) come back.
+  sampling_rows_.Clear();
   for (Request* r : ready) {
     size_t i = 0;
     while (sched.seqs[i].request != r) ++i;
-    const int32_t row = sl.row_of[i] + sl.rows_of[i] - 1;
-    std::span<const float> logits(sl.logits.data() + static_cast<int64_t>(row) * vocab,
-                                  static_cast<size_t>(vocab));
-    SampleRequest sr;
-    sr.params = &r->params;
-    sr.prompt_token_ids = r->prompt;
-    sr.output_token_ids = r->output;
-    sr.rng = &*r->rng;
-    // A recomputed (preempted) sequence replays the same random stream position.
-    r->rng->set_step(r->output.size());
-    Result<SampleResult> res = sampler_.Sample(logits, sr);
+    AddSamplingRow(*r, sl.row_of[i] + sl.rows_of[i] - 1);
+  }
+  Status sample_st = Status::Ok();
+  if (!ready.empty()) {
+    sample_st = bundle_.model->backend().SampleRows(sl.device, sampling_rows_, &sampled_);
+  }
+  for (size_t k = 0; k < ready.size(); ++k) {
+    Request* r = ready[k];
+    // A recomputed (preempted) sequence replays the same random stream position; the stream
+    // advances once per sampled token, as the host Sampler does.
+    r->rng->set_step(r->output.size() + 1);
     RequestOutput& o = out_for(r);
-    if (!res.ok()) {
+    const std::string error = !sample_st.ok() ? sample_st.message() : sampled_[k].error;
+    if (!error.empty()) {
       o.finished = true;
-      o.error = res.message();
+      o.error = error;
       scheduler_.Finish(r, RequestStatus::kAborted);
       continue;
     }
+    SampledToken* res = &sampled_[k];
     r->output.push_back(res->token_id);
     TokenOutput t;
     t.token_id = res->token_id;
-    t.logprob = res->logprob;
+    if (res->has_logprob) t.logprob = res->logprob;
     t.rank = res->rank;
     t.top_logprobs = std::move(res->top_logprobs);
     o.new_tokens.push_back(std::move(t));
@@ -151,6 +154,51 @@ std::vector<RequestOutput> LlmEngine::Step() {
   }
   scheduler_.TakeFinished();
   return outputs;
+}
+
+void LlmEngine::AddSamplingRow(const Request& r, int32_t logits_row) {
+  const SamplingParams& p = r.params;
+  SamplingRows& rows = sampling_rows_;
+  SamplingRow row;
+  row.logits_row = logits_row;
+  row.temperature = p.temperature;
+  row.top_p = p.top_p;
+  row.top_k = p.top_k;
+  row.min_p = p.min_p;
+  row.repetition_penalty = p.repetition_penalty;
+  row.frequency_penalty = p.frequency_penalty;
+  row.presence_penalty = p.presence_penalty;
+  row.seed = r.rng->seed();
+  row.stream = r.rng->stream();
+  row.step = r.output.size();
+  row.num_logprobs = p.logprobs.value_or(-1);
+  // Penalties: distinct tokens of (prompt ∪ output) with repetition, else of the output,
+  // each with its count in the output.
+  row.penalty_begin = static_cast<int64_t>(rows.penalty.size());
+  if (p.PenaltiesEnabled()) {
+    std::vector<int32_t>& out = penalty_scratch_;
+    out.assign(r.output.begin(), r.output.end());
+    std::sort(out.begin(), out.end());
+    std::vector<int32_t> ids = out;
+    if (p.repetition_penalty != 1.0) ids.insert(ids.end(), r.prompt.begin(), r.prompt.end());
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    for (int32_t t : ids) {
+      const auto range = std::equal_range(out.begin(), out.end(), t);
+      rows.penalty.push_back({t, static_cast<int32_t>(range.second - range.first)});
+    }
+  }
+  row.penalty_count = static_cast<int32_t>(rows.penalty.size() - row.penalty_begin);
+  // min_tokens: EOS (unless ignore_eos) and stop token ids cannot be sampled yet.
+  row.masked_begin = static_cast<int64_t>(rows.masked.size());
+  if (static_cast<int64_t>(r.output.size()) < p.min_tokens) {
+    if (!p.ignore_eos) {
+      for (int32_t t : bundle_.defaults.eos_token_ids) rows.masked.push_back(t);
+    }
+    for (int32_t t : p.stop_token_ids) rows.masked.push_back(t);
+  }
+  row.masked_count = static_cast<int32_t>(rows.masked.size() - row.masked_begin);
+  rows.rows.push_back(row);
 }
 
 EngineStats LlmEngine::stats() const {

@@ -75,12 +75,18 @@ class LlmEngine {
   ModelBundle& bundle() { return bundle_; }
 
  private:
+  // Appends the sampling row of `r` (its logits at `logits_row`) to sampling_rows_.
+  void AddSamplingRow(const Request& r, int32_t logits_row);
+
   ModelBundle& bundle_;
   EngineConfig config_;
   KvCacheManager kv_;
   Scheduler scheduler_;
   ModelRunner runner_;
-  Sampler sampler_;
+  // Sampling scratch: the step's rows for Backend::SampleRows and their results.
+  SamplingRows sampling_rows_;
+  std::vector<SampledToken> sampled_;
+  std::vector<int32_t> penalty_scratch_;
   uint64_t next_arrival_ = 0;
   int64_t prompt_tokens_ = 0, generation_tokens_ = 0;
 };

@@ -98,15 +98,16 @@ Result<std::unique_ptr<ModelBundle>> ModelBundle::Load(const EngineOptions& o) {
   for (const auto& lc : layers) {
     bytes_per_block += 2 * spec.ElementsPerBlock() * static_cast<int64_t>(KvDTypeSize(lc.dtype));
   }
-  // Default: 1 GiB, and at least one full context (plus the null block).
+  // --kv-cache-memory GiB, or exactly one full context (plus the null block) when 0.
   const int64_t context_blocks =
       (b->model->max_model_len() + spec.block_size - 1) / spec.block_size + 1;
-  const double gib = o.kv_cache_gib > 0 ? o.kv_cache_gib : 1.0;
-  int64_t want_blocks = static_cast<int64_t>(gib * (1ull << 30)) / bytes_per_block;
-  if (o.kv_cache_gib <= 0) want_blocks = std::max(want_blocks, context_blocks);
-  if (want_blocks < 2) {
-    return Error("--kv-cache-memory " + std::to_string(gib) + " GiB holds no KV block (" +
-                 std::to_string(bytes_per_block) + " bytes each)");
+  int64_t want_blocks = context_blocks;
+  if (o.kv_cache_gib > 0) {
+    want_blocks = static_cast<int64_t>(o.kv_cache_gib * (1ull << 30)) / bytes_per_block;
+    if (want_blocks < 2) {
+      return Error("--kv-cache-memory " + std::to_string(o.kv_cache_gib) +
+                   " GiB holds no KV block (" + std::to_string(bytes_per_block) + " bytes each)");
+    }
   }
   spec.num_blocks = want_blocks;
   C8_ASSIGN_OR_RETURN(b->kv_cache, KvCache::Create(*b->backend, spec, layers));

@@ -22,7 +22,7 @@ struct EngineOptions {
   std::string kv_cache_dtype = "auto";  // auto | bf16 | fp32 | int8
   int64_t max_model_len = 0;            // 0: config max_position_embeddings (capped at 32768)
   int64_t block_size = 16;
-  double kv_cache_gib = 0;           // 0: 1 GiB, and at least one full context
+  double kv_cache_gib = 1.0;  // KV cache GiB; 0 = exactly one full context
   std::string load_format = "auto";  // auto | dummy (random weights from config.json alone)
   uint64_t seed = 0;                 // dummy weights
   ProgressFn progress;

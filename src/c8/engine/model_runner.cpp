@@ -46,7 +46,16 @@ void ModelRunner::BuildBatch(const SchedulerOutput& out, ForwardBatch& b, StepLo
 
 Status ModelRunner::Run(const SchedulerOutput& out, StepLogits& sl) {
   BuildBatch(out, batch_, sl);
-  return model_.Forward(batch_, cache_, sl.logits);
+  sl.logits.clear();
+  C8_RETURN_IF_ERROR(model_.ForwardDevice(batch_, cache_, &sl.device));
+  const bool want_host = std::any_of(out.seqs.begin(), out.seqs.end(), [](const ScheduledSeq& s) {
+    return s.request->want_all_logits;
+  });
+  if (want_host && sl.device.data != nullptr) {
+    sl.logits.resize(static_cast<size_t>(sl.device.numel()));
+    model_.backend().ToHostF32(sl.device, sl.logits.data());
+  }
+  return Status::Ok();
 }
 
 }  // namespace c8

@@ -178,6 +178,19 @@ void DecoderModel::EnsureScratch(int64_t tokens, int64_t rows) {
 }
 
 Status DecoderModel::Forward(const ForwardBatch& b, KvCache& cache, std::vector<float>& logits) {
+  Tensor out;
+  C8_RETURN_IF_ERROR(ForwardDevice(b, cache, &out));
+  if (out.data == nullptr) {
+    logits.clear();
+    return Status::Ok();
+  }
+  logits.resize(static_cast<size_t>(out.numel()));
+  backend_.ToHostF32(out, logits.data());
+  return Status::Ok();
+}
+
+Status DecoderModel::ForwardDevice(const ForwardBatch& b, KvCache& cache, Tensor* logits) {
+  *logits = Tensor();
   const ModelConfig& c = config_;
   const int64_t T = b.num_tokens(), S = b.num_seqs(),
                 R = static_cast<int64_t>(b.logits_rows.size());
@@ -286,16 +299,12 @@ Status DecoderModel::Forward(const ForwardBatch& b, KvCache& cache, std::vector<
     backend_.Linear(act, L.down_w, nullptr, hidden);
   }
   backend_.AddRmsNorm(residual, hidden, final_norm_, eps, normed);
-  if (R == 0) {
-    logits.clear();
-    return Status::Ok();
-  }
+  if (R == 0) return Status::Ok();
   Tensor rows(rows_, at, {R, H});
   backend_.GatherRows(normed, dev + o_rows, rows);
   Tensor out(logits_, DType::kF32, {R, c.vocab_size});
   backend_.Linear(rows, lm_head_, nullptr, out);
-  logits.resize(static_cast<size_t>(R * c.vocab_size));
-  backend_.ToHostF32(out, logits.data());
+  *logits = out;
   return Status::Ok();
 }
 

@@ -51,6 +51,10 @@ class DecoderModel {
   // Runs one step over batch: writes every new token's K/V to its slot in `cache` and
   // returns fp32 logits (R, vocab) of the requested rows in `logits`.
   Status Forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits);
+  // Same step, but leaves the logits on the backend: `logits` = fp32 (R, vocab) backend memory
+  // owned by the model, valid until the next forward call (empty tensor when R = 0). For
+  // Backend::SampleRows, so that only sampled ids cross to the host.
+  Status ForwardDevice(const ForwardBatch& batch, KvCache& cache, Tensor* logits);
 
  private:
   struct Layer {

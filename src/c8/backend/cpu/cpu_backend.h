@@ -41,6 +41,9 @@ class CpuBackend final : public Backend {
                  const AttentionShape& shape, Tensor& out) override;
   void GatherRows(const Tensor& x, const int32_t* rows, Tensor& out) override;
   void ToHostF32(const Tensor& x, float* host) override;
+  // cpu_sampling.cpp: the host Sampler, row by row (bit-exact with c8/backend/cpu/sampler.h).
+  Status SampleRows(const Tensor& logits, const SamplingRows& rows,
+                    std::vector<SampledToken>* out) override;
 
   ThreadPool& pool() { return pool_; }
 

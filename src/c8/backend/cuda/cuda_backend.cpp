@@ -4,6 +4,9 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -19,6 +22,8 @@ struct CudaBackendState {
   cuda::CublasLtGemm gemm;
   void* workspace = nullptr;  // attention split-KV partials, grown on demand
   size_t workspace_bytes = 0;
+  void* sample_buf = nullptr;  // SampleRows: args | penalty | masked | results | work
+  size_t sample_buf_bytes = 0;
   Status error;  // first error, sticky
 
   // Records the first failure; returns true when `err` is a success.
@@ -82,6 +87,7 @@ CudaBackend::CudaBackend(std::unique_ptr<CudaBackendState> state) : s_(std::move
 CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(s_->stream);
   if (s_->workspace) cudaFree(s_->workspace);
+  if (s_->sample_buf) cudaFree(s_->sample_buf);
   cudaStreamDestroy(s_->stream);
 }
 
@@ -314,6 +320,120 @@ void CudaBackend::ToHostF32(const Tensor& x, float* host) {
   std::vector<uint16_t> tmp(n);
   CopyToHost(tmp.data(), x.data, n * 2);
   for (size_t i = 0; i < n; ++i) host[i] = Bf16ToF32(tmp[i]);
+}
+
+Status CudaBackend::SampleRows(const Tensor& logits, const SamplingRows& rows,
+                               std::vector<SampledToken>* out) {
+  if (logits.dtype != DType::kF32 || logits.ndim != 2) {
+    return Error("SampleRows: logits must be a (R, V) fp32 tensor");
+  }
+  const int64_t V = logits.dim(1);
+  C8_RETURN_IF_ERROR(CheckSamplingRows(rows, logits.dim(0), V));
+  const int32_t R = static_cast<int32_t>(rows.rows.size());
+  out->assign(rows.rows.size(), SampledToken());
+  if (R == 0) return Status::Ok();
+
+  std::vector<cuda::SampleRowArgs> args(static_cast<size_t>(R));
+  for (int32_t i = 0; i < R; ++i) {
+    const SamplingRow& r = rows.rows[i];
+    cuda::SampleRowArgs& a = args[i];
+    for (int32_t k = 0; k < r.penalty_count; ++k) {
+      const int32_t t = rows.penalty[r.penalty_begin + k].token_id;
+      if (t < 0 || t >= V) {
+        (*out)[i].error = "sampler: penalty token id " + std::to_string(t) +
+                          " is out of range for vocab size " + std::to_string(V);
+        a.skip = 1;
+        break;
+      }
+    }
+    a.logits_row = r.logits_row;
+    a.penalty_begin = r.penalty_begin;
+    a.penalty_count = r.penalty_count;
+    a.masked_begin = r.masked_begin;
+    a.masked_count = r.masked_count;
+    a.temperature = static_cast<float>(r.temperature);
+    a.rep = static_cast<float>(r.repetition_penalty);
+    a.freq = static_cast<float>(r.frequency_penalty);
+    a.pres = static_cast<float>(r.presence_penalty);
+    a.apply_rep = r.repetition_penalty != 1.0;
+    a.apply_freq_pres = r.frequency_penalty != 0.0 || r.presence_penalty != 0.0;
+    if (!r.PenaltiesEnabled()) a.penalty_count = 0;
+    a.greedy = r.IsGreedy();
+    a.top_k = r.top_k > 0 ? r.top_k : 0;
+    a.use_min_p = r.min_p > 0.0;
+    a.log_min_p = a.use_min_p ? std::log(r.min_p) : 0.0;
+    a.use_top_p = r.top_p < 1.0;
+    a.top_p = r.top_p;
+    a.seed = r.seed;
+    a.step = r.step;
+    a.stream = r.stream;
+    a.num_logprobs = r.num_logprobs;
+  }
+
+  // One device buffer: args | penalty | masked | results | work (R, V) fp32.
+  auto align = [](size_t n) { return (n + 255) / 256 * 256; };
+  const size_t b_args = align(args.size() * sizeof(cuda::SampleRowArgs));
+  const size_t b_pen = align(rows.penalty.size() * sizeof(PenaltyToken));
+  const size_t b_mask = align(rows.masked.size() * sizeof(int32_t));
+  const size_t b_res = align(static_cast<size_t>(R) * sizeof(cuda::SampleRowResult));
+  const size_t b_work = static_cast<size_t>(R) * static_cast<size_t>(V) * 4;
+  const size_t upload = b_args + b_pen + b_mask;
+  const size_t total = upload + b_res + b_work;
+  if (total > s_->sample_buf_bytes) {
+    Free(s_->sample_buf);
+    s_->sample_buf = nullptr;
+    s_->sample_buf_bytes = 0;
+    void* p = Malloc(total + total / 2);
+    if (p == nullptr) return s_->error.ok() ? Error("SampleRows: out of device memory") : s_->error;
+    s_->sample_buf = p;
+    s_->sample_buf_bytes = total + total / 2;
+  }
+  std::vector<char> host(upload, 0);
+  std::memcpy(host.data(), args.data(), args.size() * sizeof(cuda::SampleRowArgs));
+  if (!rows.penalty.empty()) {
+    std::memcpy(host.data() + b_args, rows.penalty.data(),
+                rows.penalty.size() * sizeof(PenaltyToken));
+  }
+  if (!rows.masked.empty()) {
+    std::memcpy(host.data() + b_args + b_pen, rows.masked.data(), rows.masked.size() * 4);
+  }
+  char* dev = static_cast<char*>(s_->sample_buf);
+  CopyToDevice(dev, host.data(), upload);
+  auto* d_res = reinterpret_cast<cuda::SampleRowResult*>(dev + upload);
+  cuda::LaunchSampleRows(static_cast<const float*>(logits.data), V, R,
+                         reinterpret_cast<const cuda::SampleRowArgs*>(dev),
+                         reinterpret_cast<const PenaltyToken*>(dev + b_args),
+                         reinterpret_cast<const int32_t*>(dev + b_args + b_pen),
+                         reinterpret_cast<float*>(dev + upload + b_res), d_res, s_->stream);
+  s_->CheckLaunch("SampleRows");
+  std::vector<cuda::SampleRowResult> res(static_cast<size_t>(R));
+  CopyToHost(res.data(), d_res, static_cast<size_t>(R) * sizeof(cuda::SampleRowResult));
+  C8_RETURN_IF_ERROR(s_->error);
+  for (int32_t i = 0; i < R; ++i) {
+    SampledToken& o = (*out)[i];
+    if (args[i].skip) continue;
+    const cuda::SampleRowResult& r = res[i];
+    if (r.status == 1) {
+      o.error =
+          "sampler: logits row " + std::to_string(args[i].logits_row) + " has a NaN or +inf value";
+      continue;
+    }
+    if (r.status == 2) {
+      o.error =
+          "sampler: no token can be sampled: every logit is -inf after penalties and "
+          "min_tokens masking";
+      continue;
+    }
+    o.token_id = r.token_id;
+    if (args[i].num_logprobs >= 0) {
+      o.has_logprob = true;
+      o.logprob = r.logprob;
+      o.rank = r.rank;
+      const int n = static_cast<int>(std::min<int64_t>(args[i].num_logprobs, V));
+      for (int k = 0; k < n; ++k) o.top_logprobs.push_back({r.top_ids[k], r.top_logprobs[k]});
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace c8

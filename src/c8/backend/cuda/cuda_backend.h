@@ -56,6 +56,9 @@ class CudaBackend final : public Backend {
                  const AttentionShape& shape, Tensor& out) override;
   void GatherRows(const Tensor& x, const int32_t* rows, Tensor& out) override;
   void ToHostF32(const Tensor& x, float* host) override;
+  // Sampling kernel of cuda_sampling.cu (one block per row); only ids and logprobs come back.
+  Status SampleRows(const Tensor& logits, const SamplingRows& rows,
+                    std::vector<SampledToken>* out) override;
 
   // First error recorded by any op (sticky), or Ok.
   Status status() const;

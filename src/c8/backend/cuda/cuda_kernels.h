@@ -67,4 +67,39 @@ bool LaunchPrefillAttention(const uint16_t* qkv, const AttentionMeta& meta,
                             const KvLayerView& cache, const AttentionShape& shape, uint16_t* out,
                             cudaStream_t stream);
 
+// Batched sampling (cuda_sampling.cu): per-row parameters as the kernel reads them. Floats and
+// the log of min_p are computed on the host exactly as the host Sampler computes them.
+struct SampleRowArgs {
+  int64_t logits_row = 0;
+  int64_t penalty_begin = 0, masked_begin = 0;
+  int32_t penalty_count = 0, masked_count = 0;
+  float temperature = 1.0f;  // (float) temperature
+  float rep = 1.0f, freq = 0.0f, pres = 0.0f;
+  int32_t apply_rep = 0;  // repetition_penalty != 1
+  int32_t apply_freq_pres = 0;
+  int32_t greedy = 0;
+  int32_t top_k = 0;  // 0: off
+  int32_t use_min_p = 0;
+  int32_t use_top_p = 0;
+  double log_min_p = 0.0;  // std::log(min_p)
+  double top_p = 1.0;
+  uint64_t seed = 0, step = 0;
+  uint32_t stream = 0;
+  int32_t num_logprobs = -1;
+  int32_t skip = 0;  // the host already found this row bad
+};
+struct SampleRowResult {
+  int32_t token_id = -1;
+  int32_t status = 0;  // 0 ok, 1 NaN/+inf logit, 2 every token masked
+  float logprob = 0.0f;
+  int32_t rank = 0;
+  int32_t top_ids[kMaxSampleLogprobs];
+  float top_logprobs[kMaxSampleLogprobs];
+};
+// One block per row. logits (L, V) fp32; rows (R); penalty, masked: flat arrays of
+// SamplingRows; work (R, V) fp32 scratch; out (R).
+void LaunchSampleRows(const float* logits, int64_t V, int32_t R, const SampleRowArgs* rows,
+                      const PenaltyToken* penalty, const int32_t* masked, float* work,
+                      SampleRowResult* out, cudaStream_t stream);
+
 }  // namespace c8::cuda

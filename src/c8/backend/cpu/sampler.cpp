@@ -1,4 +1,4 @@
-#include "c8/engine/sampler.h"
+#include "c8/backend/cpu/sampler.h"
 
 #include <algorithm>
 #include <cmath>

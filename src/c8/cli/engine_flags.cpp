@@ -1,0 +1,54 @@
+#include "c8/cli/engine_flags.h"
+
+namespace c8::cli {
+
+void EngineFlags::Add(CLI::App* sub) {
+  sub->add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
+  sub->add_option("--threads", threads, "CPU threads (0 = all cores)")->capture_default_str();
+  sub->add_option("--kv-cache-dtype", kv_cache_dtype,
+                  "KV cache dtype: auto (what the checkpoint says) | bf16 | fp32 | int8")
+      ->capture_default_str();
+  sub->add_option("--max-model-len", max_model_len,
+                  "Context length (0 = the model's, capped at 32768)");
+  sub->add_option("--block-size", block_size, "KV cache block size (multiple of 16)")
+      ->capture_default_str();
+  sub->add_option("--kv-cache-memory", kv_cache_gib,
+                  "KV cache size in GiB (0 = just one full context)")
+      ->capture_default_str();
+  sub->add_option("--max-num-seqs", max_num_seqs, "Most sequences in one step")
+      ->capture_default_str();
+  sub->add_option("--max-num-batched-tokens", max_num_batched_tokens,
+                  "Token budget of one step (prefill chunks + decode tokens)")
+      ->capture_default_str();
+  sub->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", prefix_caching,
+                "Prefix caching (on by default)");
+  sub->add_option("--load-format", load_format,
+                  "auto (safetensors) | dummy (seeded random weights from config.json alone)")
+      ->capture_default_str();
+}
+
+EngineOptions EngineFlags::ToEngineOptions(const std::string& model_dir, bool progress) const {
+  EngineOptions eo;
+  eo.model_dir = model_dir;
+  eo.backend.device = device;
+  eo.backend.num_threads = threads;
+  eo.kv_cache_dtype = kv_cache_dtype;
+  eo.max_model_len = max_model_len;
+  eo.block_size = block_size;
+  eo.kv_cache_gib = kv_cache_gib;
+  eo.load_format = load_format;
+  eo.seed = seed;
+  if (progress) eo.progress = StderrProgress();
+  return eo;
+}
+
+EngineConfig EngineFlags::ToEngineConfig(int64_t model_max_len) const {
+  EngineConfig ec;
+  ec.scheduler.max_num_seqs = max_num_seqs;
+  ec.scheduler.max_num_batched_tokens = max_num_batched_tokens;
+  ec.scheduler.max_model_len = static_cast<int32_t>(model_max_len);
+  ec.enable_prefix_caching = prefix_caching;
+  return ec;
+}
+
+}  // namespace c8::cli
