@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,9 +38,16 @@ struct AttentionShape {
   float scale = 1.0f;  // softmax scale, 1/sqrt(head_dim) unless the model says otherwise
 };
 
+struct DeviceMemory {
+  size_t free_bytes = 0;
+  size_t total_bytes = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
+  // Device memory for KV sizing (--gpu-memory-utilization); none on the CPU backend.
+  virtual std::optional<DeviceMemory> MemoryInfo() { return std::nullopt; }
   virtual std::string Name() const = 0;
   virtual DType ActivationDType() const = 0;
 

@@ -60,11 +60,10 @@ int Run(GenerateArgs& a) {
     return 2;
   }
   if (!a.quiet) {
-    std::fprintf(
-        stderr, "c8: %s on %s, %lld layers, KV cache %s (%lld tokens)\n", a.model.c_str(),
-        m.backend->Name().c_str(), static_cast<long long>(m.model->config().num_layers),
-        std::string(KvDTypeName(m.kv_cache->layer_dtype(0))).c_str(),
-        static_cast<long long>(m.kv_cache->spec().num_blocks * m.kv_cache->spec().block_size));
+    std::fprintf(stderr, "c8: %s on %s, %lld layers, KV %s; %s\n", a.model.c_str(),
+                 m.backend->Name().c_str(), static_cast<long long>(m.model->config().num_layers),
+                 std::string(KvDTypeName(m.kv_cache->layer_dtype(0))).c_str(),
+                 m.kv_summary.c_str());
   }
   LlmEngine engine(m, a.engine.ToEngineConfig(m.model->max_model_len()));
   auto new_history = [&] {

@@ -116,6 +116,7 @@ int Run(ServeArgs& a) {
     return 1;
   }
   ModelBundle& m = **bundle;
+  if (!a.quiet) std::fprintf(stderr, "c8 serve: %s\n", m.kv_summary.c_str());
   EngineConfig ec = a.engine.ToEngineConfig(m.model->max_model_len());
   AsyncEngine engine(m, ec);
   HttpServer server(a.serve, m, engine);

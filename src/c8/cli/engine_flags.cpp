@@ -13,7 +13,10 @@ void EngineFlags::Add(CLI::App* sub) {
   sub->add_option("--block-size", block_size, "KV cache block size (multiple of 16)")
       ->capture_default_str();
   sub->add_option("--kv-cache-memory", kv_cache_gib,
-                  "KV cache size in GiB (0 = just one full context)")
+                  "KV cache size in GiB (0 = just one full context; default: 1 GiB on the CPU, "
+                  "--gpu-memory-utilization on a GPU)");
+  sub->add_option("--gpu-memory-utilization", gpu_memory_utilization,
+                  "Fraction of GPU memory for weights, activations and the KV cache")
       ->capture_default_str();
   sub->add_option("--max-num-seqs", max_num_seqs, "Most sequences in one step")
       ->capture_default_str();
@@ -36,6 +39,9 @@ EngineOptions EngineFlags::ToEngineOptions(const std::string& model_dir, bool pr
   eo.max_model_len = max_model_len;
   eo.block_size = block_size;
   eo.kv_cache_gib = kv_cache_gib;
+  eo.gpu_memory_utilization = gpu_memory_utilization;
+  eo.max_num_batched_tokens = max_num_batched_tokens;
+  eo.max_num_seqs = max_num_seqs;
   eo.load_format = load_format;
   eo.seed = seed;
   if (progress) eo.progress = StderrProgress();

@@ -18,7 +18,8 @@ struct EngineFlags {
   std::string kv_cache_dtype = "auto";
   int64_t max_model_len = 0;
   int64_t block_size = 16;
-  double kv_cache_gib = 1.0;
+  double kv_cache_gib = -1.0;  // auto
+  double gpu_memory_utilization = 0.9;
   int32_t max_num_seqs = 256;
   int32_t max_num_batched_tokens = 2048;
   bool prefix_caching = true;

@@ -22,7 +22,12 @@ struct EngineOptions {
   std::string kv_cache_dtype = "auto";  // auto | bf16 | fp32 | int8
   int64_t max_model_len = 0;            // 0: config max_position_embeddings (capped at 32768)
   int64_t block_size = 16;
-  double kv_cache_gib = 1.0;  // KV cache GiB; 0 = exactly one full context
+  // KV cache GiB; 0 = exactly one full context; < 0 (auto) = 1 GiB on the CPU, and on a GPU
+  // gpu_memory_utilization of device memory minus weights and the measured activation peak.
+  double kv_cache_gib = -1.0;
+  double gpu_memory_utilization = 0.9;
+  int64_t max_num_batched_tokens = 2048;  // the activation-peak profile run
+  int64_t max_num_seqs = 256;
   std::string load_format = "auto";  // auto | dummy (random weights from config.json alone)
   uint64_t seed = 0;                 // dummy weights
   ProgressFn progress;
@@ -44,6 +49,7 @@ struct ModelBundle {
   std::string chat_template_error;            // why it is absent
   GenerationDefaults defaults;
   std::unique_ptr<KvCache> kv_cache;
+  std::string kv_summary;  // how the KV cache was sized and how many tokens fit per dtype
 
   static Result<std::unique_ptr<ModelBundle>> Load(const EngineOptions& options);
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "c8/backend/backend.h"
@@ -59,6 +60,9 @@ class CudaBackend final : public Backend {
   // Sampling kernel of cuda_sampling.cu (one block per row); only ids and logprobs come back.
   Status SampleRows(const Tensor& logits, const SamplingRows& rows,
                     std::vector<SampledToken>* out) override;
+
+  // Free and total device memory (cudaMemGetInfo; cuda_memory_info.cpp).
+  std::optional<DeviceMemory> MemoryInfo() override;
 
   // First error recorded by any op (sticky), or Ok.
   Status status() const;
