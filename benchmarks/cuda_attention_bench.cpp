@@ -154,6 +154,9 @@ int Main() {
   // Chunked prefill / cache hit: 2048 new tokens after a 14336-token int8 / bf16 prefix.
   rows.push_back(RunStep(gpu, KvDType::kInt8, 4, 14336, 2048, 5));
   rows.push_back(RunStep(gpu, KvDType::kBF16, 4, 14336, 2048, 5));
+  // Short chunk after a long cached prefix (the prefill kernel's KV split).
+  rows.push_back(RunStep(gpu, KvDType::kInt8, 1, 32768, 40, 20));
+  rows.push_back(RunStep(gpu, KvDType::kBF16, 1, 32768, 40, 20));
   std::printf("\n%-40s %10s %10s %10s\n", "case (32q/8kv heads, d128)", "ms", "TB/s", "TFLOP/s");
   for (const Row& r : rows) {
     std::printf("%-40s %10.4f %10.3f %10.1f\n", r.what.c_str(), r.ms, r.tbps, r.tflops);

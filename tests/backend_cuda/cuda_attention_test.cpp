@@ -228,6 +228,9 @@ TEST(CudaPagedAttention, LongContextsAndLargeGroups) {
       // last tile is partial; a ragged batch mixing tile-edge chunk lengths and decode tokens.
       {"PrefillChunkAfterCache", {1000}, {700}},
       {"PrefillRagged", {0, 5, 64, 3000, 17, 40}, {65, 64, 63, 2, 129, 1}},
+      // Prefill KV split (few row tiles after long prefixes): parts of unequal use per
+      // sequence, a sequence with a one-tile prefix, a decode token in the batch.
+      {"PrefillSplitRagged", {20000, 7, 9000, 4000}, {40, 130, 1, 3}},
   };
   uint32_t seed = 900;
   for (KvDType dt : {KvDType::kBF16, KvDType::kInt8}) {
@@ -239,6 +242,12 @@ TEST(CudaPagedAttention, LongContextsAndLargeGroups) {
     const Config big{dt, 12, 1, 64, 32};
     EXPECT_LT(RunCase(*gpu, pool, StateCases()[2], big, seed++), 1e-2)
         << Describe(StateCases()[2], big);
+    // Prefill split with 32 / 8 heads and head dim 64, G = 1 (no packing).
+    const Case split{"PrefillSplit32x8", {12000, 3000}, {40, 2}};
+    const Config llama64{dt, 32, 8, 64, 16};
+    EXPECT_LT(RunCase(*gpu, pool, split, llama64, seed++), 1e-2) << Describe(split, llama64);
+    const Config g1{dt, 4, 4, 64, 32};
+    EXPECT_LT(RunCase(*gpu, pool, split, g1, seed++), 1e-2) << Describe(split, g1);
     const Case b64{"Decode32x8", std::vector<int32_t>(33, 1000), std::vector<int32_t>(33, 1)};
     const Config llama{dt, 32, 8, 128, 16};
     EXPECT_LT(RunCase(*gpu, pool, b64, llama, seed++), 1e-2) << Describe(b64, llama);

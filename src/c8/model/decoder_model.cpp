@@ -100,12 +100,24 @@ Status DecoderModel::LoadWeights(const WeightStore* ws, const ModelLoadOptions& 
   auto load_cat = [&](const std::vector<std::pair<std::string, std::vector<int64_t>>>& parts,
                       std::initializer_list<int64_t> shape) -> Result<Tensor> {
     if (!ws) return dummy(parts[0].first, shape);
-    std::vector<float> host;
+    std::vector<const TensorView*> views;
+    bool all_bf16 = true;
     for (const auto& [name, pshape] : parts) {
       C8_ASSIGN_OR_RETURN(const TensorView* t, ws->Get(name, pshape));
-      C8_RETURN_IF_ERROR(TensorToF32(*t, host));
+      views.push_back(t);
+      all_bf16 = all_bf16 && t->dtype == DType::kBF16;
     }
-    C8_ASSIGN_OR_RETURN(Tensor out, backend_.UploadWeight(host.data(), DType::kF32, shape));
+    Result<Tensor> uploaded = Error("unreachable");
+    if (all_bf16) {  // keep bf16 bits as they are (exact; backends decide their storage)
+      std::vector<uint8_t> raw;
+      for (const TensorView* t : views) raw.insert(raw.end(), t->data, t->data + t->nbytes);
+      uploaded = backend_.UploadWeight(raw.data(), DType::kBF16, shape);
+    } else {
+      std::vector<float> host;
+      for (const TensorView* t : views) C8_RETURN_IF_ERROR(TensorToF32(*t, host));
+      uploaded = backend_.UploadWeight(host.data(), DType::kF32, shape);
+    }
+    C8_ASSIGN_OR_RETURN(Tensor out, std::move(uploaded));
     Track(out.data);
     weight_bytes_ += static_cast<int64_t>(out.nbytes());
     return out;

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "c8/backend/cpu/cpu_attention.h"
+#include "c8/backend/cpu/cpu_linear.h"
 #include "c8/util/bf16.h"
 
 extern "C" void openblas_set_num_threads(int num_threads);
@@ -14,7 +15,9 @@ extern "C" void openblas_set_num_threads(int num_threads);
 namespace c8 {
 
 CpuBackend::CpuBackend(int num_threads) : pool_(num_threads) {
-  openblas_set_num_threads(pool_.size());
+  // GEMMs are split over rows of the weight by our own pool (cpu_linear.cpp); each OpenBLAS
+  // call is single-threaded.
+  openblas_set_num_threads(1);
 }
 
 void* CpuBackend::Malloc(size_t bytes) {
@@ -36,6 +39,14 @@ void CpuBackend::Memset(void* dst, int value, size_t bytes) {
 
 Result<Tensor> CpuBackend::UploadWeight(const void* src, DType src_dtype,
                                         std::initializer_list<int64_t> shape) {
+  // bf16 matrices stay bf16 (exact, half the bytes; Linear and Embedding widen them);
+  // vectors (norms, biases) and every other dtype become fp32.
+  if (src_dtype == DType::kBF16 && shape.size() == 2) {
+    Tensor t(nullptr, DType::kBF16, shape);
+    t.data = Malloc(t.nbytes());
+    std::memcpy(t.data, src, t.nbytes());
+    return t;
+  }
   Tensor t(nullptr, DType::kF32, shape);
   const int64_t n = t.numel();
   float* dst = static_cast<float*>(Malloc(static_cast<size_t>(n) * 4));
@@ -80,6 +91,14 @@ Tensor CpuBackend::UploadF32(const float* src, std::initializer_list<int64_t> sh
 
 void CpuBackend::Embedding(const Tensor& table, const int32_t* ids, Tensor& out) {
   const int64_t H = table.dim(1);
+  if (table.dtype == DType::kBF16) {
+    for (int64_t t = 0; t < out.dim(0); ++t) {
+      const uint16_t* row = table.as<uint16_t>() + static_cast<int64_t>(ids[t]) * H;
+      float* o = out.as<float>() + t * H;
+      for (int64_t i = 0; i < H; ++i) o[i] = Bf16ToF32(row[i]);
+    }
+    return;
+  }
   for (int64_t t = 0; t < out.dim(0); ++t) {
     std::memcpy(out.as<float>() + t * H, table.as<float>() + static_cast<int64_t>(ids[t]) * H,
                 H * 4);
@@ -120,14 +139,7 @@ void CpuBackend::AddRmsNorm(Tensor& residual, const Tensor& x, const Tensor& w, 
 void CpuBackend::Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   const int64_t T = x.dim(0), K = x.dim(1), N = w.dim(0);
   if (T == 0) return;
-  if (T == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(N), static_cast<int>(K), 1.0f,
-                w.as<float>(), static_cast<int>(K), x.as<float>(), 1, 0.0f, y.as<float>(), 1);
-  } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(T), static_cast<int>(N),
-                static_cast<int>(K), 1.0f, x.as<float>(), static_cast<int>(K), w.as<float>(),
-                static_cast<int>(K), 0.0f, y.as<float>(), static_cast<int>(N));
-  }
+  CpuLinear(x.as<float>(), T, K, w.data, w.dtype == DType::kBF16, N, y.as<float>(), pool_);
   if (bias) {
     for (int64_t t = 0; t < T; ++t) {
       float* yr = y.as<float>() + t * N;

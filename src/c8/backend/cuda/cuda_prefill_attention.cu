@@ -1,15 +1,25 @@
 // Tensor-core prefill / chunked-prefill attention (FlashAttention-2 style, mma.sync m16n8k16)
 // for every sequence with more than one new token. Layouts and the C8 algebra are described in
-// cuda_attention_tc.cuh.
+// cuda_attention_tc.cuh, the 32-row warp tile in cuda_prefill_tc.cuh.
 //
-// Grid (Hkv, S, row tiles): CTA (g, s, z) serves rows [64 r, 64 r + 64) of sequence s, kv head
-// g, where r = gridDim.z - 1 - z (the longest causal rows of all heads start first) and row i of a
-// sequence is (new token i / G, query head g G + i % G). It streams the cached prefix
-// [0, num_cached) from the paged cache (bf16, or int8 with fp16 mma), switches the accumulator
-// to real values, then streams the fresh keys of its own chunk from qkv (bf16) with the causal
-// mask: row token i sees fresh keys 0..i.
-#include "c8/backend/cuda/cuda_attention_tc.cuh"
+// Grid (Hkv, S, row tiles x splits): CTA (g, s, z) serves rows [128 r, 128 r + 128) of sequence
+// s, kv head g, where r = row tiles - 1 - z / splits (the longest causal rows of all heads start
+// first) and row i of a sequence is (new token i / G, query head g G + i % G); warp w owns rows
+// [32 w, 32 w + 32). It streams its part of the cached prefix [0, num_cached) from the paged
+// cache (bf16, or int8 with fp16 mma), switches the accumulator to real values, then (last part
+// only) streams the fresh keys of its own chunk from qkv (bf16) with the causal mask: row token
+// i sees fresh keys 0..i.
+//
+// KV split (short chunks after long cached prefixes, when rows x kv heads leave SMs idle): the
+// cached tiles are cut into `splits` parts of `part_tiles` tiles; every part writes its
+// (max, sum, unnormalized accumulator) and PrefillReduceKernel combines them.
+#include <algorithm>
+#include <cstdlib>
+#include <mutex>
+#include <vector>
+
 #include "c8/backend/cuda/cuda_kernels.h"
+#include "c8/backend/cuda/cuda_prefill_tc.cuh"
 
 namespace c8::cuda {
 
@@ -17,16 +27,30 @@ namespace {
 
 using namespace tc;
 
-constexpr int kPrefillStages = 3;
-constexpr int kRowsPerCta = 64;
+constexpr int kPrefillStages = 2;
+constexpr int kRowsPerCta = 128;  // 4 warps x 32 rows
 
 template <int D>
 constexpr int PrefillSmemBytes() {
-  return kPrefillStages * 2 * kTileKeys * D * 2;  // K + V bf16 tiles (the largest kind)
+  // K + V bf16 tiles (the largest kind) per stage, then each warp's Q fragments.
+  return kPrefillStages * 2 * kTileKeys * D * 2 + 4 * kQWarpBytes<D>;
 }
 
-template <int D, bool kC8>
-__global__ void __launch_bounds__(kThreads, 2) PrefillKernel(TcParams p) {
+struct PrefillSplit {
+  int splits = 1, part_tiles = 1 << 30;
+  float* ml = nullptr;   // (T, Hq, splits, 2): max (log2 domain), sum
+  float* acc = nullptr;  // (T, Hq, splits, D): unnormalized real accumulator
+};
+
+// Parts that sequence s uses: ceil(cached tiles / part_tiles), at least one.
+__device__ __forceinline__ int PartsOf(int cached_tiles, int part_tiles) {
+  return max(1, (cached_tiles + part_tiles - 1) / part_tiles);
+}
+
+// kSub: keys per online-softmax step (64 = the whole tile, 32 = two half tiles: fewer live
+// score registers, one more max / rescale and Q read per tile).
+template <int D, bool kC8, int kSub>
+__global__ void __launch_bounds__(kThreads, 2) PrefillKernel(TcParams p, PrefillSplit sp) {
   constexpr int kTileBytes = kTileKeys * D * 2;
   constexpr int kCacheRB = D * (kC8 ? 1 : 2);
   extern __shared__ __align__(128) uint8_t smem[];
@@ -34,36 +58,38 @@ __global__ void __launch_bounds__(kThreads, 2) PrefillKernel(TcParams p) {
   const int qstart = p.query_start[s], qlen = p.query_start[s + 1] - qstart;
   if (qlen <= 1) return;
   const int G = p.G, rows = qlen * G;
-  const int r0 = (gridDim.z - 1 - blockIdx.z) * kRowsPerCta;
+  const int row_tiles = gridDim.z / sp.splits;
+  const int r0 = (row_tiles - 1 - int(blockIdx.z) / sp.splits) * kRowsPerCta;
+  const int part = blockIdx.z % sp.splits;
   if (r0 >= rows) return;
   const int cached = p.num_cached[s];
+  const int nct = (cached + kTileKeys - 1) / kTileKeys;  // cached tiles
+  const int parts = PartsOf(nct, sp.part_tiles);
+  if (part >= parts) return;
+  const int c0 = part * sp.part_tiles;                  // first cached tile of this part
+  const int nc = max(0, min(nct, c0 + sp.part_tiles) - c0);
+  const bool last = part == parts - 1;
   const int nfresh = (min(r0 + kRowsPerCta, rows) - 1) / G + 1;
-  const int nc = (cached + kTileKeys - 1) / kTileKeys;
-  const int nt = nc + (nfresh + kTileKeys - 1) / kTileKeys;
+  const int nt = nc + (last ? (nfresh + kTileKeys - 1) / kTileKeys : 0);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
   const int64_t W = int64_t(p.Hq + 2 * p.Hkv) * D;
   const int32_t* table = p.block_tables + int64_t(s) * p.max_blocks;
   const int bs = p.block_size;
+  uint8_t* qs = smem + kPrefillStages * 2 * kTileBytes + warp * kQWarpBytes<D>;
 
-  // This lane's rows g and g + 8 of its warp's 16.
-  int tok[2], head[2];
-  bool valid[2];
-  const uint16_t* qrow[2];
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int row = r0 + warp * 16 + g + 8 * r;
-    valid[r] = row < rows;
-    const int rr = min(row, rows - 1);
-    tok[r] = rr / G;
-    head[r] = kvh * G + rr % G;
-    qrow[r] = p.qkv + int64_t(qstart + tok[r]) * W + int64_t(head[r]) * D;
-  }
+  // This lane's rows are row0 + 16 mt + 8 r (m16 tile mt, fragment row g / g + 8); their
+  // token / head are recomputed where needed (keeps registers for the accumulators).
+  const int row0 = r0 + warp * 32 + g;
+  auto row_tok = [&](int mt, int r) { return min(row0 + 16 * mt + 8 * r, rows - 1) / G; };
+  auto row_head = [&](int mt, int r) { return kvh * G + min(row0 + 16 * mt + 8 * r, rows - 1) % G; };
+  // The warp's last token: fresh tiles starting after it are fully masked for the warp.
+  const int wtok_max = min(r0 + warp * 32 + 31, rows - 1) / G;
 
   auto stage = [&](int t) {
     uint8_t* kd = smem + (t % kPrefillStages) * 2 * kTileBytes;
     uint8_t* vd = kd + kTileBytes;
     if (t < nc) {
-      const int kb = t * kTileKeys;
+      const int kb = (c0 + t) * kTileKeys;
       StageTile<kCacheRB>(kd, vd, static_cast<const uint8_t*>(p.kc),
                           static_cast<const uint8_t*>(p.vc), [&](int key) -> int64_t {
                             const int j = kb + key;
@@ -82,26 +108,39 @@ __global__ void __launch_bounds__(kThreads, 2) PrefillKernel(TcParams p) {
     }
   };
 
-  uint32_t qa[D / 16][4];
-  float qoff[2];
-  const float* ks = p.ks ? p.ks + kvh * D : nullptr;
-  const float* ko = p.ko ? p.ko + kvh * D : nullptr;
-  if (kC8 && nc > 0) {
-    LoadQ<D, true>(qrow[0], qrow[1], ks, ko, p.scale_log2, qa, qoff);
-  } else {
-    LoadQ<D, false>(qrow[0], qrow[1], ks, ko, p.scale_log2, qa, qoff);
-  }
-  WarpState<D> st;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) st.m[r] = kNegBig, st.l[r] = 0.0f;
-#pragma unroll
-  for (int j = 0; j < D / 8; ++j) st.o[j][0] = st.o[j][1] = st.o[j][2] = st.o[j][3] = 0.0f;
-
 #pragma unroll
   for (int t = 0; t < kPrefillStages - 1; ++t) {
     if (t < nt) stage(t);
     CpAsyncCommit();
   }
+
+  const uint16_t* qrow[2][2];
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      qrow[mt][r] = p.qkv + int64_t(qstart + row_tok(mt, r)) * W + int64_t(row_head(mt, r)) * D;
+    }
+  }
+  float qoff[2][2];
+  const float* ks = p.ks ? p.ks + kvh * D : nullptr;
+  const float* ko = p.ko ? p.ko + kvh * D : nullptr;
+  if (kC8 && nc > 0) {
+    StoreQ32<D, true>(qrow, ks, ko, p.scale_log2, qs, qoff);
+  } else {
+    StoreQ32<D, false>(qrow, ks, ko, p.scale_log2, qs, qoff);
+  }
+  WarpState<D> st[2];
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) st[mt].m[r] = kNegBig, st[mt].l[r] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) {
+      st[mt].o[j][0] = st[mt].o[j][1] = st[mt].o[j][2] = st[mt].o[j][3] = 0.0f;
+    }
+  }
+
   for (int t = 0; t < nt; ++t) {
     CpAsyncWait<kPrefillStages - 2>();
     __syncthreads();
@@ -110,51 +149,191 @@ __global__ void __launch_bounds__(kThreads, 2) PrefillKernel(TcParams p) {
     const uint8_t* kt = smem + (t % kPrefillStages) * 2 * kTileBytes;
     const uint8_t* vt = kt + kTileBytes;
     if (t < nc) {
-      const int left = cached - t * kTileKeys;
-      const int lim[2] = {left, left};
-      ProcessTile<D, kC8, kTileKeys>(kt, vt, 0, qa, qoff, p.scale_log2, lim, st);
+      const int left = cached - (c0 + t) * kTileKeys;
+#pragma unroll
+      for (int k0 = 0; k0 < kTileKeys; k0 += kSub) {
+        const int lim[2][2] = {{left - k0, left - k0}, {left - k0, left - k0}};
+        ProcessTile32<D, kC8, kSub>(kt + k0 * kCacheRB, vt + k0 * kCacheRB, qs, qoff, p.scale_log2,
+                                    lim, st);
+      }
     } else {
       if (kC8 && t == nc && nc > 0) {
-        C8ToReal<D>(st, p.vs + kvh * D, p.vo + kvh * D);
-        LoadQ<D, false>(qrow[0], qrow[1], ks, ko, p.scale_log2, qa, qoff);
+        C8ToReal<D>(st[0], p.vs + kvh * D, p.vo + kvh * D);
+        C8ToReal<D>(st[1], p.vs + kvh * D, p.vo + kvh * D);
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt) {
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            qrow[mt][r] =
+                p.qkv + int64_t(qstart + row_tok(mt, r)) * W + int64_t(row_head(mt, r)) * D;
+          }
+        }
+        StoreQ32<D, false>(qrow, ks, ko, p.scale_log2, qs, qoff);
       }
       const int fb = (t - nc) * kTileKeys;
-      const int lim[2] = {tok[0] - fb + 1, tok[1] - fb + 1};
-      ProcessTile<D, false, kTileKeys>(kt, vt, 0, qa, qoff, p.scale_log2, lim, st);
+      if (fb > wtok_max) continue;  // every row of this warp masks the whole tile
+#pragma unroll
+      for (int k0 = 0; k0 < kTileKeys; k0 += kSub) {
+        if (fb + k0 > wtok_max) break;
+        const int lim[2][2] = {{row_tok(0, 0) - fb - k0 + 1, row_tok(0, 1) - fb - k0 + 1},
+                               {row_tok(1, 0) - fb - k0 + 1, row_tok(1, 1) - fb - k0 + 1}};
+        ProcessTile32<D, false, kSub>(kt + k0 * D * 2, vt + k0 * D * 2, qs, qoff, p.scale_log2,
+                                      lim, st);
+      }
     }
   }
   CpAsyncWait<0>();
+  if (kC8 && nc > 0 && nt == nc) {  // a part without fresh keys ends in the C8 domain
+    C8ToReal<D>(st[0], p.vs + kvh * D, p.vo + kvh * D);
+    C8ToReal<D>(st[1], p.vs + kvh * D, p.vo + kvh * D);
+  }
 
-  // out = o / l.
+  // out = o / l, or this part's (m, l, o) for the reduce.
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float l = st.l[r];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const float inv = 1.0f / l;
-    if (!valid[r]) continue;
-    uint16_t* orow = p.out + (int64_t(qstart + tok[r]) * p.Hq + head[r]) * D;
+  for (int mt = 0; mt < 2; ++mt) {
 #pragma unroll
-    for (int j = 0; j < D / 8; j += 2) {
+    for (int r = 0; r < 2; ++r) {
+      float l = st[mt].l[r];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      if (row0 + 16 * mt + 8 * r >= rows) continue;
+      const int64_t th = int64_t(qstart + row_tok(mt, r)) * p.Hq + row_head(mt, r);
+      if (sp.splits > 1) {
+        const int64_t pi = th * sp.splits + part;
+        float* acc = sp.acc + pi * D;
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const __nv_bfloat162 v =
-            __floats2bfloat162_rn(st.o[j][e + 2 * r] * inv, st.o[j + 1][e + 2 * r] * inv);
-        *reinterpret_cast<__nv_bfloat162*>(orow + VDim(2 * c + e, j)) = v;
+        for (int j = 0; j < D / 8; ++j) {
+          *reinterpret_cast<float2*>(acc + VDim(2 * c, j)) =
+              make_float2(st[mt].o[j][2 * r], st[mt].o[j][2 * r + 1]);
+        }
+        if (c == 0) *reinterpret_cast<float2*>(sp.ml + pi * 2) = make_float2(st[mt].m[r], l);
+        continue;
+      }
+      const float inv = 1.0f / l;
+      uint16_t* orow = p.out + th * D;
+#pragma unroll
+      for (int j = 0; j < D / 8; j += 2) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const __nv_bfloat162 v = __floats2bfloat162_rn(st[mt].o[j][e + 2 * r] * inv,
+                                                         st[mt].o[j + 1][e + 2 * r] * inv);
+          *reinterpret_cast<__nv_bfloat162*>(orow + VDim(2 * c + e, j)) = v;
+        }
       }
     }
   }
 }
 
-template <int D, bool kC8>
-void LaunchPrefillTyped(const TcParams& p, dim3 grid, cudaStream_t stream) {
+// Combines the parts of one (sequence, new token, head): grid (Hq, S, max_query_len), D threads.
+__global__ void PrefillReduceKernel(TcParams p, PrefillSplit sp, int D) {
+  const int h = blockIdx.x, s = blockIdx.y, i = blockIdx.z, d = threadIdx.x;
+  const int qstart = p.query_start[s], qlen = p.query_start[s + 1] - qstart;
+  if (qlen <= 1 || i >= qlen) return;
+  const int n = PartsOf((p.num_cached[s] + kTileKeys - 1) / kTileKeys, sp.part_tiles);
+  const int64_t base = (int64_t(qstart + i) * p.Hq + h) * sp.splits;
+  float mx = -INFINITY;
+  for (int k = 0; k < n; ++k) mx = fmaxf(mx, sp.ml[(base + k) * 2]);
+  float l = 0.0f, a = 0.0f;
+  for (int k = 0; k < n; ++k) {
+    const float f = exp2f(sp.ml[(base + k) * 2] - mx);
+    l += sp.ml[(base + k) * 2 + 1] * f;
+    a += sp.acc[(base + k) * D + d] * f;
+  }
+  const __nv_bfloat16 v = __float2bfloat16_rn(a / l);
+  p.out[(int64_t(qstart + i) * p.Hq + h) * D + d] = *reinterpret_cast<const uint16_t*>(&v);
+}
+
+int NumSms() {
+  static const int sms = [] {
+    int dev = 0, n = 132;
+    if (cudaGetDevice(&dev) == cudaSuccess) {
+      cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
+    }
+    return n;
+  }();
+  return sms;
+}
+
+// Split workspace, one growing buffer per stream (stream-ordered allocation, kept for the
+// process: at most kMaxWorkspace bytes each). Null when it cannot be had (no split then).
+constexpr size_t kMaxWorkspace = size_t(64) << 20;
+void* SplitWorkspace(size_t bytes, cudaStream_t stream) {
+  struct Buf {
+    cudaStream_t stream;
+    void* ptr;
+    size_t size;
+  };
+  static std::mutex mu;
+  static std::vector<Buf> bufs;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = std::find_if(bufs.begin(), bufs.end(), [&](const Buf& b) { return b.stream == stream; });
+  if (it == bufs.end()) it = bufs.insert(bufs.end(), Buf{stream, nullptr, 0});
+  if (it->size >= bytes) return it->ptr;
+  if (it->ptr != nullptr) cudaFreeAsync(it->ptr, stream);
+  it->ptr = nullptr;
+  it->size = 0;
+  const size_t want = std::max(bytes, std::min(kMaxWorkspace, bytes * 2));
+  if (cudaMallocAsync(&it->ptr, want, stream) != cudaSuccess) {
+    cudaGetLastError();  // clear it: the caller runs without a split
+    it->ptr = nullptr;
+    return nullptr;
+  }
+  it->size = want;
+  return it->ptr;
+}
+
+// Parts of the cached prefix: split only when the CTAs without a split fill less than half of
+// the resident slots (2 per SM) and the longest prefix has >= 2 x 8 tiles; parts of >= 8 tiles.
+PrefillSplit PlanPrefillSplit(const AttentionMeta& meta, const AttentionShape& shape,
+                              int64_t ctas, cudaStream_t stream) {
+  PrefillSplit sp;
+  static const bool off = [] {
+    const char* e = std::getenv("C8_PREFILL_SPLIT");
+    return e != nullptr && std::atoi(e) == 0;
+  }();
+  if (off) return sp;
+  const int64_t slots = int64_t(NumSms()) * 2;
+  // Upper bound of any sequence's cached tiles (a prefill sequence's own prefix may be shorter:
+  // it then uses fewer parts, the extra CTAs exit at once).
+  const int max_tiles = (meta.max_context_len + kTileKeys - 1) / kTileKeys;
+  constexpr int kMinPartTiles = 8;
+  if (ctas * 2 > slots || max_tiles < 2 * kMinPartTiles) return sp;
+  int splits = static_cast<int>(std::min<int64_t>(slots / std::max<int64_t>(ctas, 1), 64));
+  splits = std::min(splits, max_tiles / kMinPartTiles);
+  const int64_t per_split = int64_t(meta.num_tokens) * shape.num_heads * (shape.head_dim + 2) * 4;
+  splits = static_cast<int>(std::min<int64_t>(splits, int64_t(kMaxWorkspace) / per_split));
+  if (splits < 2) return sp;
+  sp.part_tiles = (max_tiles + splits - 1) / splits;
+  sp.splits = (max_tiles + sp.part_tiles - 1) / sp.part_tiles;
+  if (sp.splits < 2) return PrefillSplit{};
+  void* ws = SplitWorkspace(size_t(per_split) * sp.splits, stream);
+  if (ws == nullptr) return PrefillSplit{};
+  sp.ml = static_cast<float*>(ws);
+  sp.acc = sp.ml + size_t(meta.num_tokens) * shape.num_heads * sp.splits * 2;
+  return sp;
+}
+
+template <int D, bool kC8, int kSub>
+void LaunchPrefillSub(const TcParams& p, const PrefillSplit& sp, dim3 grid, cudaStream_t stream) {
   constexpr int kSmem = PrefillSmemBytes<D>();
   static bool configured = false;  // per instantiation; attribute setting is idempotent
   if (!configured) {
-    cudaFuncSetAttribute(PrefillKernel<D, kC8>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+    cudaFuncSetAttribute(PrefillKernel<D, kC8, kSub>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         kSmem);
     configured = true;
   }
-  PrefillKernel<D, kC8><<<grid, kThreads, kSmem, stream>>>(p);
+  PrefillKernel<D, kC8, kSub><<<grid, kThreads, kSmem, stream>>>(p, sp);
+}
+
+template <int D, bool kC8>
+void LaunchPrefillTyped(const TcParams& p, const PrefillSplit& sp, dim3 grid,
+                        cudaStream_t stream) {
+  static const bool sub32 = [] {
+    const char* e = std::getenv("C8_PREFILL_SUB");
+    return e != nullptr && std::atoi(e) == 32;
+  }();
+  sub32 ? LaunchPrefillSub<D, kC8, 32>(p, sp, grid, stream)
+        : LaunchPrefillSub<D, kC8, 64>(p, sp, grid, stream);
 }
 
 }  // namespace
@@ -188,14 +367,21 @@ bool LaunchPrefillAttention(const uint16_t* qkv, const AttentionMeta& meta,
     p.vo = cache.v_offset;
   }
   const int64_t row_tiles = (int64_t(meta.max_query_len) * p.G + kRowsPerCta - 1) / kRowsPerCta;
+  const PrefillSplit sp =
+      PlanPrefillSplit(meta, shape, row_tiles * p.Hkv * meta.num_seqs, stream);
   dim3 grid(static_cast<unsigned>(p.Hkv), static_cast<unsigned>(meta.num_seqs),
-            static_cast<unsigned>(row_tiles));
+            static_cast<unsigned>(row_tiles * sp.splits));
   if (D == 128) {
-    c8 ? LaunchPrefillTyped<128, true>(p, grid, stream)
-       : LaunchPrefillTyped<128, false>(p, grid, stream);
+    c8 ? LaunchPrefillTyped<128, true>(p, sp, grid, stream)
+       : LaunchPrefillTyped<128, false>(p, sp, grid, stream);
   } else {
-    c8 ? LaunchPrefillTyped<64, true>(p, grid, stream)
-       : LaunchPrefillTyped<64, false>(p, grid, stream);
+    c8 ? LaunchPrefillTyped<64, true>(p, sp, grid, stream)
+       : LaunchPrefillTyped<64, false>(p, sp, grid, stream);
+  }
+  if (sp.splits > 1) {
+    dim3 rgrid(static_cast<unsigned>(p.Hq), static_cast<unsigned>(meta.num_seqs),
+               static_cast<unsigned>(meta.max_query_len));
+    PrefillReduceKernel<<<rgrid, D, 0, stream>>>(p, sp, D);
   }
   return true;
 }

@@ -60,7 +60,8 @@ __device__ __forceinline__ void ProcessTile32(const uint8_t* kt, const uint8_t* 
     for (int nb = 0; nb < kNb; ++nb) s[mt][nb][0] = s[mt][nb][1] = s[mt][nb][2] = s[mt][nb][3] = 0.f;
   }
   // S = Q K^T: chunk i of every K row serves k-steps [i kKsPer, (i + 1) kKsPer) of both tiles.
-#pragma unroll
+  // Not unrolled: keeps the compiler from hoisting every chunk's Q fragments (registers).
+#pragma unroll 1
   for (int i = 0; i < kChunks; ++i) {
     uint32_t qa[kKsPer][2][4];
 #pragma unroll
@@ -130,22 +131,28 @@ __device__ __forceinline__ void ProcessTile32(const uint8_t* kt, const uint8_t* 
       }
     }
   }
-  // O += P V, 16 keys per k-step; each V word feeds both m16 tiles.
+  // P as packed 16-bit A fragments first (frees the fp32 scores: 32 registers instead of 64).
+  uint32_t pa_all[kKeys / 16][2][4];
 #pragma unroll
   for (int kt16 = 0; kt16 < kKeys / 16; ++kt16) {
-    uint32_t pa[2][4];
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt) {
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const float(&sv)[4] = s[mt][2 * kt16 + h];
         float r0, r1;
-        pa[mt][2 * h] = Pack2<kC8>(Ex2(sv[0] - mx[mt][0]), Ex2(sv[1] - mx[mt][0]), r0);
-        pa[mt][2 * h + 1] = Pack2<kC8>(Ex2(sv[2] - mx[mt][1]), Ex2(sv[3] - mx[mt][1]), r1);
+        pa_all[kt16][mt][2 * h] = Pack2<kC8>(Ex2(sv[0] - mx[mt][0]), Ex2(sv[1] - mx[mt][0]), r0);
+        pa_all[kt16][mt][2 * h + 1] =
+            Pack2<kC8>(Ex2(sv[2] - mx[mt][1]), Ex2(sv[3] - mx[mt][1]), r1);
         st[mt].l[0] += r0;
         st[mt].l[1] += r1;
       }
     }
+  }
+  // O += P V, 16 keys per k-step; each V word feeds both m16 tiles.
+#pragma unroll
+  for (int kt16 = 0; kt16 < kKeys / 16; ++kt16) {
+    const uint32_t(&pa)[2][4] = pa_all[kt16];
     const int kb = kt16 * 16 + 2 * c;
     const int keys[4] = {kb, kb + 1, kb + 8, kb + 9};
     constexpr int kGroups = D / 64;           // 8-dim groups per lane
