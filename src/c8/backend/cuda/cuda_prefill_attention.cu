@@ -202,9 +202,12 @@ __global__ void __launch_bounds__(kThreads, 2) PrefillKernel(TcParams p, Prefill
         const int64_t pi = th * sp.splits + part;
         float* acc = sp.acc + pi * D;
 #pragma unroll
-        for (int j = 0; j < D / 8; ++j) {
-          *reinterpret_cast<float2*>(acc + VDim(2 * c, j)) =
-              make_float2(st[mt].o[j][2 * r], st[mt].o[j][2 * r + 1]);
+        for (int j = 0; j < D / 8; j += 2) {  // dims VDim(n, j) and VDim(n, j) + 1
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            *reinterpret_cast<float2*>(acc + VDim(2 * c + e, j)) =
+                make_float2(st[mt].o[j][2 * r + e], st[mt].o[j + 1][2 * r + e]);
+          }
         }
         if (c == 0) *reinterpret_cast<float2*>(sp.ml + pi * 2) = make_float2(st[mt].m[r], l);
         continue;

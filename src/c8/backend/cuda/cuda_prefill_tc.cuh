@@ -93,35 +93,39 @@ __device__ __forceinline__ void ProcessTile32(const uint8_t* kt, const uint8_t* 
       }
     }
   }
-  // Online softmax (log2 domain) per m16 tile; the rescale is skipped when no max moved.
+  // Online softmax (log2 domain) per m16 tile. The max runs on the raw scores (scale > 0), and
+  // p = 2^(s scale - (qoff + m)) is one FFMA + EX2 per score. The rescale is skipped when no
+  // row max of the tile moved (alpha = 1 exactly).
   const int lmin = min(min(lim[0][0], lim[0][1]), min(lim[1][0], lim[1][1]));
   const bool masked = lmin < kKeys;
-  float mx[2][2];
+  float bias[2][2];  // qoff + m per row: p = Ex2(fmaf(s, scale_log2, -bias))
 #pragma unroll
   for (int mt = 0; mt < 2; ++mt) {
-    mx[mt][0] = st[mt].m[0], mx[mt][1] = st[mt].m[1];
+    float raw[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int nb = 0; nb < kNb; ++nb) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int r = e / 2;
-        const int n = nb * 8 + 2 * c + (e & 1);
-        float x = fmaf(s[mt][nb][e], scale_log2, -qoff[mt][r]);
-        if (masked) x = n < lim[mt][r] ? x : -INFINITY;
-        s[mt][nb][e] = x;
-        mx[mt][r] = fmaxf(mx[mt][r], x);
+        if (masked) {
+          const int n = nb * 8 + 2 * c + (e & 1);
+          s[mt][nb][e] = n < lim[mt][r] ? s[mt][nb][e] : -INFINITY;
+        }
+        raw[r] = fmaxf(raw[r], s[mt][nb][e]);
       }
     }
     bool moved = false;
     float alpha[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      mx[mt][r] = fmaxf(mx[mt][r], __shfl_xor_sync(0xffffffffu, mx[mt][r], 1));
-      mx[mt][r] = fmaxf(mx[mt][r], __shfl_xor_sync(0xffffffffu, mx[mt][r], 2));
-      moved |= mx[mt][r] != st[mt].m[r];
-      alpha[r] = Ex2(st[mt].m[r] - mx[mt][r]);
-      st[mt].m[r] = mx[mt][r];
+      raw[r] = fmaxf(raw[r], __shfl_xor_sync(0xffffffffu, raw[r], 1));
+      raw[r] = fmaxf(raw[r], __shfl_xor_sync(0xffffffffu, raw[r], 2));
+      const float m = fmaxf(st[mt].m[r], fmaf(raw[r], scale_log2, -qoff[mt][r]));
+      moved |= m != st[mt].m[r];
+      alpha[r] = Ex2(st[mt].m[r] - m);
+      st[mt].m[r] = m;
       st[mt].l[r] *= alpha[r];
+      bias[mt][r] = qoff[mt][r] + m;
     }
     if (__any_sync(0xffffffffu, moved)) {
 #pragma unroll
@@ -132,6 +136,7 @@ __device__ __forceinline__ void ProcessTile32(const uint8_t* kt, const uint8_t* 
     }
   }
   // P as packed 16-bit A fragments first (frees the fp32 scores: 32 registers instead of 64).
+  // C8 sums the rounded p (the V offset term must see what the mma sees); bf16 the fp32 p.
   uint32_t pa_all[kKeys / 16][2][4];
 #pragma unroll
   for (int kt16 = 0; kt16 < kKeys / 16; ++kt16) {
@@ -140,12 +145,23 @@ __device__ __forceinline__ void ProcessTile32(const uint8_t* kt, const uint8_t* 
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const float(&sv)[4] = s[mt][2 * kt16 + h];
-        float r0, r1;
-        pa_all[kt16][mt][2 * h] = Pack2<kC8>(Ex2(sv[0] - mx[mt][0]), Ex2(sv[1] - mx[mt][0]), r0);
-        pa_all[kt16][mt][2 * h + 1] =
-            Pack2<kC8>(Ex2(sv[2] - mx[mt][1]), Ex2(sv[3] - mx[mt][1]), r1);
-        st[mt].l[0] += r0;
-        st[mt].l[1] += r1;
+        float p[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) p[e] = Ex2(fmaf(sv[e], scale_log2, -bias[mt][e / 2]));
+        if constexpr (kC8) {
+          float r0, r1;
+          pa_all[kt16][mt][2 * h] = Pack2<true>(p[0], p[1], r0);
+          pa_all[kt16][mt][2 * h + 1] = Pack2<true>(p[2], p[3], r1);
+          st[mt].l[0] += r0;
+          st[mt].l[1] += r1;
+        } else {
+          const __nv_bfloat162 lo = __floats2bfloat162_rn(p[0], p[1]);
+          const __nv_bfloat162 hi = __floats2bfloat162_rn(p[2], p[3]);
+          pa_all[kt16][mt][2 * h] = *reinterpret_cast<const uint32_t*>(&lo);
+          pa_all[kt16][mt][2 * h + 1] = *reinterpret_cast<const uint32_t*>(&hi);
+          st[mt].l[0] += p[0] + p[1];
+          st[mt].l[1] += p[2] + p[3];
+        }
       }
     }
   }
