@@ -1,10 +1,11 @@
 // CpuLinear (fp32 and bf16 weights, decode GEMV and chunked GEMM) against a double reference.
+#include "c8/backend/cpu/cpu_linear.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 
-#include "c8/backend/cpu/cpu_linear.h"
 #include "c8/util/bf16.h"
 
 namespace c8 {
@@ -32,7 +33,8 @@ TEST(CpuLinear, Bf16AndF32WeightsMatchDoubleReference) {
           for (int64_t t = 0; t < T; ++t) {
             for (int64_t n = 0; n < N; ++n) {
               double ref = 0;
-              for (int64_t k = 0; k < K; ++k) ref += static_cast<double>(x[t * K + k]) * w[n * K + k];
+              for (int64_t k = 0; k < K; ++k)
+                ref += static_cast<double>(x[t * K + k]) * w[n * K + k];
               ASSERT_FALSE(std::isnan(y[t * N + n])) << "unwritten output";
               err += (y[t * N + n] - ref) * (y[t * N + n] - ref);
               ref_norm += ref * ref;

@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "c8/cli/commands.h"
-#include "c8/cli/text_file.h"
+#include "c8/cli/text_job.h"
 #include "c8/engine/kv_calibration.h"
 #include "c8/formats/c8_writer.h"
 
@@ -13,9 +13,9 @@ namespace c8::cli {
 
 Runner RegisterCalibrate(CLI::App& app) {
   struct Args {
-    std::string model, data, out, device = "auto";
-    int64_t seq_len = 512, max_tokens = 0;
-    int threads = 0;
+    TextJobArgs job;
+    std::string out;
+    int64_t seq_len = 512;
     bool symmetric = false;
   };
   auto a = std::make_shared<Args>();
@@ -23,50 +23,35 @@ Runner RegisterCalibrate(CLI::App& app) {
       "calibrate",
       "Compute C8 (int8, static per-channel) KV-cache scales from calibration text and write a "
       "new model directory that serves with an int8 KV cache");
-  sub->add_option("--model,-m", a->model, "Source model directory")->required();
-  sub->add_option("--data", a->data, "Calibration text file (UTF-8)")->required();
+  a->job.Add(sub, "Source model directory", "Calibration text file (UTF-8)");
   sub->add_option("--out,-o", a->out, "New model directory to create")->required();
   sub->add_flag("--symmetric", a->symmetric,
                 "Symmetric scales (offset 0, as ModelSlim's recipe); default asymmetric min/max");
   sub->add_option("--seq-len", a->seq_len, "Tokens per calibration sequence")
       ->capture_default_str();
-  sub->add_option("--max-tokens", a->max_tokens, "Use at most this many tokens (0 = all)");
-  sub->add_option("--device", a->device, "auto | cpu | cuda")->capture_default_str();
-  sub->add_option("--threads", a->threads, "CPU threads (0 = all cores)");
   return [a, sub]() {
     if (!sub->parsed()) return kNotParsed;
-    auto fail = [](const std::string& m) {
-      std::fprintf(stderr, "c8 calibrate: error: %s\n", m.c_str());
-      return 1;
-    };
-    auto text = ReadTextFile(a->data);
-    if (!text.ok()) return fail(text.message());
-    EngineOptions eo;
-    eo.model_dir = a->model;
-    eo.backend.device = a->device;
-    eo.backend.num_threads = a->threads;
-    eo.kv_cache_dtype = "bf16";
-    eo.max_model_len = a->seq_len;
-    eo.progress = StderrProgress();
-    auto bundle = ModelBundle::Load(eo);
-    if (!bundle.ok()) return fail(bundle.message());
-    ModelBundle& m = **bundle;
-    std::vector<int32_t> tokens = m.tokenizer->Encode(*text, /*parse_special=*/false);
+    auto fail = [](const std::string& m) { return CommandError("calibrate", m); };
+    // Calibration only prefills: the cache is written, never read, so its dtype is moot.
+    auto job = LoadTextJob(a->job, "bf16", a->seq_len);
+    if (!job.ok()) return fail(job.message());
+    ModelBundle& m = *job->bundle;
+    const std::vector<int32_t>& tokens = job->tokens;
     CalibrationOptions co;
     co.seq_len = a->seq_len;
-    co.max_tokens = a->max_tokens;
+    co.max_tokens = a->job.max_tokens;
     co.symmetric = a->symmetric;
     co.progress = StderrProgress();
     KvRangeStats stats;
     auto scales = CalibrateKv(m, tokens, co, &stats);
     if (!scales.ok()) return fail(scales.message());
-    auto ws = WeightStore::Open(a->model);
+    auto ws = WeightStore::Open(a->job.model);
     if (!ws.ok()) return fail(ws.message());
     std::map<std::string, std::string> md = {
         {"c8_calibration", a->symmetric ? "symmetric min/max" : "asymmetric min/max"},
         {"c8_calibration_tokens", std::to_string(stats.tokens)},
-        {"c8_calibration_data", a->data}};
-    Status st = WriteC8ModelDir(a->model, a->out, *ws, *scales, md);
+        {"c8_calibration_data", a->job.data}};
+    Status st = WriteC8ModelDir(a->job.model, a->out, *ws, *scales, md);
     if (!st.ok()) return fail(st.message());
     // Widest K/V range per layer, for the log.
     float kmax = 0, vmax = 0;

@@ -182,15 +182,13 @@ Result<std::unique_ptr<ModelBundle>> ModelBundle::Load(const EngineOptions& o) {
     const int64_t per_block16 = 2 * c.num_layers * spec.ElementsPerBlock() * 2;
     const int64_t per_block8 = 2 * c.num_layers * spec.ElementsPerBlock();
     char buf[512];
-    std::snprintf(buf, sizeof buf,
-                  "KV cache %.2f GiB (%s): %lld tokens as configured; bf16 would hold %lld, C8 "
-                  "int8 %lld",
-                  bytes / (1 << 30), how.c_str(),
-                  static_cast<long long>((want_blocks - 1) * spec.block_size),
-                  static_cast<long long>((static_cast<int64_t>(bytes / per_block16) - 1) *
-                                         spec.block_size),
-                  static_cast<long long>((static_cast<int64_t>(bytes / per_block8) - 1) *
-                                         spec.block_size));
+    std::snprintf(
+        buf, sizeof buf,
+        "KV cache %.2f GiB (%s): %lld tokens as configured; bf16 would hold %lld, C8 "
+        "int8 %lld",
+        bytes / (1 << 30), how.c_str(), static_cast<long long>((want_blocks - 1) * spec.block_size),
+        static_cast<long long>((static_cast<int64_t>(bytes / per_block16) - 1) * spec.block_size),
+        static_cast<long long>((static_cast<int64_t>(bytes / per_block8) - 1) * spec.block_size));
     b->kv_summary = buf;
   }
   spec.num_blocks = want_blocks;

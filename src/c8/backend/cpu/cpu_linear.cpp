@@ -61,7 +61,8 @@ C8_AVX2 void GemvBf16Avx2(const float* x, int64_t K, const uint16_t* w, int64_t 
   for (; r < n; ++r) {
     const uint16_t* wr = w + (n0 + r) * K;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t k = 0; k < K8; k += 8) acc = _mm256_fmadd_ps(widen(wr + k), _mm256_loadu_ps(x + k), acc);
+    for (int64_t k = 0; k < K8; k += 8)
+      acc = _mm256_fmadd_ps(widen(wr + k), _mm256_loadu_ps(x + k), acc);
     float sum = hsum(acc);
     for (int64_t k = K8; k < K; ++k) {
       const uint32_t u = static_cast<uint32_t>(wr[k]) << 16;

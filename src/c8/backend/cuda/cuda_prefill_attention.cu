@@ -53,6 +53,7 @@ template <int D, bool kC8, int kSub>
 __global__ void __launch_bounds__(kThreads, 2) PrefillKernel(TcParams p, PrefillSplit sp) {
   constexpr int kTileBytes = kTileKeys * D * 2;
   constexpr int kCacheRB = D * (kC8 ? 1 : 2);
+  constexpr bool kNatV = !kC8;  // bf16 kernels: V through ldmatrix, natural output layout
   extern __shared__ __align__(128) uint8_t smem[];
   const int s = blockIdx.y, kvh = blockIdx.x;
   const int qstart = p.query_start[s], qlen = p.query_start[s + 1] - qstart;
@@ -84,6 +85,14 @@ __global__ void __launch_bounds__(kThreads, 2) PrefillKernel(TcParams p, Prefill
   auto row_head = [&](int mt, int r) { return kvh * G + min(row0 + 16 * mt + 8 * r, rows - 1) % G; };
   // The warp's last token: fresh tiles starting after it are fully masked for the warp.
   const int wtok_max = min(r0 + warp * 32 + 31, rows - 1) / G;
+  // The warp's first token: fresh tiles ending at or before it need no mask.
+  const int wtok_min = min(r0 + warp * 32, rows - 1) / G;
+  int tok[2][2];  // this lane's row tokens (kept: an integer division costs ~20 instructions)
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) tok[mt][r] = row_tok(mt, r);
+  }
 
   auto stage = [&](int t) {
     uint8_t* kd = smem + (t % kPrefillStages) * 2 * kTileBytes;
@@ -150,11 +159,16 @@ __global__ void __launch_bounds__(kThreads, 2) PrefillKernel(TcParams p, Prefill
     const uint8_t* vt = kt + kTileBytes;
     if (t < nc) {
       const int left = cached - (c0 + t) * kTileKeys;
-#pragma unroll
+#pragma unroll 1
       for (int k0 = 0; k0 < kTileKeys; k0 += kSub) {
         const int lim[2][2] = {{left - k0, left - k0}, {left - k0, left - k0}};
-        ProcessTile32<D, kC8, kSub>(kt + k0 * kCacheRB, vt + k0 * kCacheRB, qs, qoff, p.scale_log2,
-                                    lim, st);
+        if (left - k0 >= kSub) {
+          ProcessTile32<D, kC8, kSub, false, kNatV>(kt + k0 * kCacheRB, vt + k0 * kCacheRB, qs,
+                                                    qoff, p.scale_log2, lim, st);
+        } else {  // the prefix's last, partial tile
+          ProcessTile32<D, kC8, kSub, true, kNatV>(kt + k0 * kCacheRB, vt + k0 * kCacheRB, qs,
+                                                   qoff, p.scale_log2, lim, st);
+        }
       }
     } else {
       if (kC8 && t == nc && nc > 0) {
@@ -172,13 +186,20 @@ __global__ void __launch_bounds__(kThreads, 2) PrefillKernel(TcParams p, Prefill
       }
       const int fb = (t - nc) * kTileKeys;
       if (fb > wtok_max) continue;  // every row of this warp masks the whole tile
-#pragma unroll
+#pragma unroll 1
       for (int k0 = 0; k0 < kTileKeys; k0 += kSub) {
         if (fb + k0 > wtok_max) break;
-        const int lim[2][2] = {{row_tok(0, 0) - fb - k0 + 1, row_tok(0, 1) - fb - k0 + 1},
-                               {row_tok(1, 0) - fb - k0 + 1, row_tok(1, 1) - fb - k0 + 1}};
-        ProcessTile32<D, false, kSub>(kt + k0 * D * 2, vt + k0 * D * 2, qs, qoff, p.scale_log2,
-                                      lim, st);
+        const int kb = fb + k0 - 1;
+        const bool full = fb + k0 + kSub - 1 <= wtok_min;  // no row of the warp masks a key
+        const int lim[2][2] = {{full ? kSub : tok[0][0] - kb, full ? kSub : tok[0][1] - kb},
+                               {full ? kSub : tok[1][0] - kb, full ? kSub : tok[1][1] - kb}};
+        if (full) {
+          ProcessTile32<D, false, kSub, false, kNatV>(kt + k0 * D * 2, vt + k0 * D * 2, qs, qoff,
+                                                      p.scale_log2, lim, st);
+        } else {  // the causal diagonal
+          ProcessTile32<D, false, kSub, true, kNatV>(kt + k0 * D * 2, vt + k0 * D * 2, qs, qoff,
+                                                     p.scale_log2, lim, st);
+        }
       }
     }
   }
@@ -202,11 +223,16 @@ __global__ void __launch_bounds__(kThreads, 2) PrefillKernel(TcParams p, Prefill
         const int64_t pi = th * sp.splits + part;
         float* acc = sp.acc + pi * D;
 #pragma unroll
-        for (int j = 0; j < D / 8; j += 2) {  // dims VDim(n, j) and VDim(n, j) + 1
+        for (int j = 0; j < D / 8; j += 2) {  // dims OutDim(n, j) and OutDim(n, j) + 1
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            *reinterpret_cast<float2*>(acc + VDim(2 * c + e, j)) =
-                make_float2(st[mt].o[j][2 * r + e], st[mt].o[j + 1][2 * r + e]);
+            if constexpr (kNatV) {  // dims 8 (j + e) + 2 c, + 1
+              *reinterpret_cast<float2*>(acc + OutDim<true>(2 * c, j + e)) =
+                  make_float2(st[mt].o[j + e][2 * r], st[mt].o[j + e][2 * r + 1]);
+            } else {
+              *reinterpret_cast<float2*>(acc + VDim(2 * c + e, j)) =
+                  make_float2(st[mt].o[j][2 * r + e], st[mt].o[j + 1][2 * r + e]);
+            }
           }
         }
         if (c == 0) *reinterpret_cast<float2*>(sp.ml + pi * 2) = make_float2(st[mt].m[r], l);
@@ -218,9 +244,15 @@ __global__ void __launch_bounds__(kThreads, 2) PrefillKernel(TcParams p, Prefill
       for (int j = 0; j < D / 8; j += 2) {
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const __nv_bfloat162 v = __floats2bfloat162_rn(st[mt].o[j][e + 2 * r] * inv,
-                                                         st[mt].o[j + 1][e + 2 * r] * inv);
-          *reinterpret_cast<__nv_bfloat162*>(orow + VDim(2 * c + e, j)) = v;
+          if constexpr (kNatV) {  // dims 8 (j + e) + 2 c, + 1
+            const __nv_bfloat162 v = __floats2bfloat162_rn(st[mt].o[j + e][2 * r] * inv,
+                                                           st[mt].o[j + e][2 * r + 1] * inv);
+            *reinterpret_cast<__nv_bfloat162*>(orow + OutDim<true>(2 * c, j + e)) = v;
+          } else {
+            const __nv_bfloat162 v = __floats2bfloat162_rn(st[mt].o[j][e + 2 * r] * inv,
+                                                           st[mt].o[j + 1][e + 2 * r] * inv);
+            *reinterpret_cast<__nv_bfloat162*>(orow + VDim(2 * c + e, j)) = v;
+          }
         }
       }
     }
@@ -333,7 +365,7 @@ void LaunchPrefillTyped(const TcParams& p, const PrefillSplit& sp, dim3 grid,
                         cudaStream_t stream) {
   static const bool sub32 = [] {
     const char* e = std::getenv("C8_PREFILL_SUB");
-    return e != nullptr && std::atoi(e) == 32;
+    return e == nullptr || std::atoi(e) != 64;
   }();
   sub32 ? LaunchPrefillSub<D, kC8, 32>(p, sp, grid, stream)
         : LaunchPrefillSub<D, kC8, 64>(p, sp, grid, stream);

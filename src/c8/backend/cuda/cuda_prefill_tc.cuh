@@ -41,9 +41,30 @@ __device__ __forceinline__ void StoreQ32(const uint16_t* const (&q)[2][2], const
   __syncwarp();
 }
 
+// V B-fragments of two n-blocks (dims [16 np, 16 np + 16)) for keys [k0, k0 + 16) of a bf16
+// tile, straight from the swizzled rows with ldmatrix.trans: r[0], r[1] = b0, b1 of n-block
+// 2 np, r[2], r[3] of 2 np + 1 (natural layout: column n of n-block j is dim 8 j + n).
+template <int RB>
+__device__ __forceinline__ void LdVPair(const uint8_t* vt, int k0, int np, uint32_t (&r)[4]) {
+  const int lane = threadIdx.x % 32, mi = lane / 8;
+  const uint8_t* a = vt + Swz<RB>(k0 + (mi & 1) * 8 + lane % 8, 2 * np + (mi >> 1));
+  const uint32_t sa = static_cast<uint32_t>(__cvta_generic_to_shared(a));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(sa));
+}
+
+// Output dim of accumulator column n (0..7) of n-block j: kNatV (bf16 kernels, V through
+// ldmatrix) 8 j + n, else the permuted VDim of cuda_attention_tc.cuh.
+template <bool kNatV>
+__device__ __forceinline__ int OutDim(int n, int j) {
+  return kNatV ? 8 * j + n : VDim(n, j);
+}
+
 // One warp, 32 rows, over the kKeys keys [0, kKeys) of a staged tile (kC8: int8 K/V rows with
-// fp16 mma, else bf16). lim[mt][r]: keys with index >= lim are masked for that row.
-template <int D, bool kC8, int kKeys>
+// fp16 mma, else bf16). kMask: lim[mt][r] is applied (keys with index >= lim are masked for
+// that row); without it every key is valid. kNatV: V through ldmatrix (bf16 only).
+template <int D, bool kC8, int kKeys, bool kMask, bool kNatV>
 __device__ __forceinline__ void ProcessTile32(const uint8_t* kt, const uint8_t* vt,
                                               const uint8_t* qs, const float (&qoff)[2][2],
                                               float scale_log2, const int (&lim)[2][2],
@@ -96,8 +117,7 @@ __device__ __forceinline__ void ProcessTile32(const uint8_t* kt, const uint8_t* 
   // Online softmax (log2 domain) per m16 tile. The max runs on the raw scores (scale > 0), and
   // p = 2^(s scale - (qoff + m)) is one FFMA + EX2 per score. The rescale is skipped when no
   // row max of the tile moved (alpha = 1 exactly).
-  const int lmin = min(min(lim[0][0], lim[0][1]), min(lim[1][0], lim[1][1]));
-  const bool masked = lmin < kKeys;
+  static_assert(!(kC8 && kNatV), "int8 V needs the byte-permute path");
   float bias[2][2];  // qoff + m per row: p = Ex2(fmaf(s, scale_log2, -bias))
 #pragma unroll
   for (int mt = 0; mt < 2; ++mt) {
@@ -107,7 +127,7 @@ __device__ __forceinline__ void ProcessTile32(const uint8_t* kt, const uint8_t* 
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int r = e / 2;
-        if (masked) {
+        if constexpr (kMask) {
           const int n = nb * 8 + 2 * c + (e & 1);
           s[mt][nb][e] = n < lim[mt][r] ? s[mt][nb][e] : -INFINITY;
         }
@@ -169,6 +189,18 @@ __device__ __forceinline__ void ProcessTile32(const uint8_t* kt, const uint8_t* 
 #pragma unroll
   for (int kt16 = 0; kt16 < kKeys / 16; ++kt16) {
     const uint32_t(&pa)[2][4] = pa_all[kt16];
+    if constexpr (kNatV) {
+#pragma unroll
+      for (int np = 0; np < D / 16; ++np) {
+        uint32_t b[4];
+        LdVPair<kRB>(vt, kt16 * 16, np, b);
+        Mma<false>(st[0].o[2 * np], pa[0], b[0], b[1]);
+        Mma<false>(st[1].o[2 * np], pa[1], b[0], b[1]);
+        Mma<false>(st[0].o[2 * np + 1], pa[0], b[2], b[3]);
+        Mma<false>(st[1].o[2 * np + 1], pa[1], b[2], b[3]);
+      }
+      continue;
+    }
     const int kb = kt16 * 16 + 2 * c;
     const int keys[4] = {kb, kb + 1, kb + 8, kb + 9};
     constexpr int kGroups = D / 64;           // 8-dim groups per lane
