@@ -72,13 +72,14 @@ __device__ __forceinline__ void ProcessTile32(const uint8_t* kt, const uint8_t* 
   constexpr int kRB = D * (kC8 ? 1 : 2);
   constexpr int kNb = kKeys / 8;
   constexpr int kChunks = D / 4 * (kC8 ? 1 : 2) / 16;  // 16-byte K chunks per lane and row
-  constexpr int kKsPer = D / 16 / kChunks;              // k-steps per chunk: bf16 2, int8 4
+  constexpr int kKsPer = D / 16 / kChunks;             // k-steps per chunk: bf16 2, int8 4
   const int lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
   float s[2][kNb][4];
 #pragma unroll
   for (int mt = 0; mt < 2; ++mt) {
 #pragma unroll
-    for (int nb = 0; nb < kNb; ++nb) s[mt][nb][0] = s[mt][nb][1] = s[mt][nb][2] = s[mt][nb][3] = 0.f;
+    for (int nb = 0; nb < kNb; ++nb)
+      s[mt][nb][0] = s[mt][nb][1] = s[mt][nb][2] = s[mt][nb][3] = 0.f;
   }
   // S = Q K^T: chunk i of every K row serves k-steps [i kKsPer, (i + 1) kKsPer) of both tiles.
   // Not unrolled: keeps the compiler from hoisting every chunk's Q fragments (registers).
@@ -203,8 +204,8 @@ __device__ __forceinline__ void ProcessTile32(const uint8_t* kt, const uint8_t* 
     }
     const int kb = kt16 * 16 + 2 * c;
     const int keys[4] = {kb, kb + 1, kb + 8, kb + 9};
-    constexpr int kGroups = D / 64;           // 8-dim groups per lane
-    constexpr int kWords = kC8 ? 2 : 4;       // words per key and group
+    constexpr int kGroups = D / 64;      // 8-dim groups per lane
+    constexpr int kWords = kC8 ? 2 : 4;  // words per key and group
 #pragma unroll
     for (int hg = 0; hg < kGroups; ++hg) {
       uint32_t vw[4][kWords];
