@@ -6,6 +6,7 @@
 // compared too.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 
@@ -158,7 +159,15 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(ParityCase{"configs/smollm2-135m", "dummy", KvDType::kBF16},
                       ParityCase{"configs/smollm2-135m", "dummy", KvDType::kInt8},
                       ParityCase{"configs/qwen3-0.6b", "dummy", KvDType::kBF16},
-                      ParityCase{"configs/qwen3-0.6b", "dummy", KvDType::kInt8}));
+                      ParityCase{"configs/qwen3-0.6b", "dummy", KvDType::kInt8}),
+    [](const ::testing::TestParamInfo<ParityCase>& info) {
+      std::string name = info.param.dir.substr(info.param.dir.rfind('/') + 1) + "_" +
+                         std::string(KvDTypeName(info.param.kv));
+      for (char& ch : name) {
+        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      }
+      return name;
+    });
 
 }  // namespace
 }  // namespace c8
