@@ -198,8 +198,12 @@ Runner RegisterBenchOffline(CLI::App& app) {
       EngineConfig ec = l->engine.ToEngineConfig(m.model->max_model_len());
       ec.scheduler.max_num_seqs =
           std::max<int32_t>(ec.scheduler.max_num_seqs, static_cast<int32_t>(l->batch_size));
-      ec.scheduler.max_num_batched_tokens = std::max<int32_t>(
-          ec.scheduler.max_num_batched_tokens, static_cast<int32_t>(l->batch_size * l->input_len));
+      // Unless --max-num-batched-tokens is given, the batch is prefilled in one step.
+      if (lat->count("--max-num-batched-tokens") == 0) {
+        ec.scheduler.max_num_batched_tokens = std::max<int32_t>(
+            ec.scheduler.max_num_batched_tokens,
+            static_cast<int32_t>(l->batch_size * l->input_len));
+      }
       ec.enable_prefix_caching = false;  // every iteration computes its prompts
       SamplingParams sp;
       sp.temperature = 0;
@@ -221,7 +225,13 @@ Runner RegisterBenchOffline(CLI::App& app) {
         std::optional<Clock::time_point> t_first;
         while (engine.HasWork()) {
           auto outs = engine.Step();
-          if (!t_first && !outs.empty()) t_first = Clock::now();
+          for (const auto& o : outs) {
+            if (!o.error.empty()) return Fail("latency", o.error);
+          }
+          // First token of the batch = the end of its prefill.
+          bool sampled = false;
+          for (const auto& o : outs) sampled = sampled || !o.new_tokens.empty();
+          if (!t_first && sampled) t_first = Clock::now();
         }
         const auto t1 = Clock::now();
         if (it < l->num_iters_warmup) continue;
