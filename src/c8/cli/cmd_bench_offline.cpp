@@ -200,9 +200,9 @@ Runner RegisterBenchOffline(CLI::App& app) {
           std::max<int32_t>(ec.scheduler.max_num_seqs, static_cast<int32_t>(l->batch_size));
       // Unless --max-num-batched-tokens is given, the batch is prefilled in one step.
       if (lat->count("--max-num-batched-tokens") == 0) {
-        ec.scheduler.max_num_batched_tokens = std::max<int32_t>(
-            ec.scheduler.max_num_batched_tokens,
-            static_cast<int32_t>(l->batch_size * l->input_len));
+        ec.scheduler.max_num_batched_tokens =
+            std::max<int32_t>(ec.scheduler.max_num_batched_tokens,
+                              static_cast<int32_t>(l->batch_size * l->input_len));
       }
       ec.enable_prefix_caching = false;  // every iteration computes its prompts
       SamplingParams sp;
@@ -223,15 +223,18 @@ Runner RegisterBenchOffline(CLI::App& app) {
         }
         const auto t0 = Clock::now();
         std::optional<Clock::time_point> t_first;
+        int64_t prefilled = 0;
         while (engine.HasWork()) {
           auto outs = engine.Step();
           for (const auto& o : outs) {
             if (!o.error.empty()) return Fail("latency", o.error);
           }
-          // First token of the batch = the end of its prefill.
-          bool sampled = false;
-          for (const auto& o : outs) sampled = sampled || !o.new_tokens.empty();
-          if (!t_first && sampled) t_first = Clock::now();
+          // Prefill ends when every sequence of the batch has its first token; the rest of
+          // the run is pure decode steps.
+          for (const auto& o : outs) {
+            if (!o.new_tokens.empty() && o.num_output_tokens == 1) ++prefilled;
+          }
+          if (!t_first && prefilled == static_cast<int64_t>(prompts.size())) t_first = Clock::now();
         }
         const auto t1 = Clock::now();
         if (it < l->num_iters_warmup) continue;
