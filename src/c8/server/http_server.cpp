@@ -1,6 +1,7 @@
 #include "c8/server/http_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -53,6 +54,7 @@ struct HttpServer::Impl {
   std::atomic<bool> draining{false};
   std::atomic<int> active{0};
   int bound_port = -1;
+  int listen_fd = -1;  // the listening socket (set by the socket-options hook)
   int64_t created = static_cast<int64_t>(std::time(nullptr));
 
   Impl(ServeOptions o, ModelBundle& b, AsyncEngine& e)
@@ -194,6 +196,14 @@ HttpServer::HttpServer(ServeOptions options, ModelBundle& bundle, AsyncEngine& e
   m.svr.set_keep_alive_timeout(5);
   m.svr.set_read_timeout(30, 0);
   m.svr.set_write_timeout(30, 0);
+  // cpp-httplib (Debian's build) listens with a backlog of 5: a burst of concurrent clients
+  // overflows the accept queue and connections are reset before a response. Remember the
+  // listening socket (keeping httplib's SO_REUSEADDR) so Bind() can widen the backlog.
+  m.svr.set_socket_options([&m](int sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    m.listen_fd = sock;
+  });
   m.Routes();
 }
 
@@ -213,6 +223,8 @@ Status HttpServer::Bind() {
     }
     m.bound_port = m.opt.port;
   }
+  // Listening again on a listening socket only changes its backlog (Linux).
+  if (m.listen_fd >= 0) ::listen(m.listen_fd, SOMAXCONN);
   return Status::Ok();
 }
 
