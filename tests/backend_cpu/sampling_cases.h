@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "c8/backend/cpu/sampler.h"
+#include "c8/backend/cpu/sampling_row_builder.h"
 #include "c8/backend/sampling_rows.h"
 
 namespace c8::testing {
@@ -75,41 +76,8 @@ inline SamplingRows ToSamplingRows(const std::vector<SamplingCase>& cases, int64
   SamplingRows rows;
   for (size_t i = 0; i < cases.size(); ++i) {
     const SamplingCase& c = cases[i];
-    const SamplingParams& p = c.params;
-    SamplingRow row;
-    row.logits_row = LogitsRowOf(i, num_logit_rows);
-    row.temperature = p.temperature;
-    row.top_p = p.top_p;
-    row.top_k = p.top_k;
-    row.min_p = p.min_p;
-    row.repetition_penalty = p.repetition_penalty;
-    row.frequency_penalty = p.frequency_penalty;
-    row.presence_penalty = p.presence_penalty;
-    row.seed = c.seed;
-    row.stream = c.stream;
-    row.step = c.output.size();
-    row.num_logprobs = p.logprobs.value_or(-1);
-    row.penalty_begin = static_cast<int64_t>(rows.penalty.size());
-    if (p.PenaltiesEnabled()) {
-      std::vector<int32_t> out = c.output;
-      std::sort(out.begin(), out.end());
-      std::vector<int32_t> ids = out;
-      if (p.repetition_penalty != 1.0) ids.insert(ids.end(), c.prompt.begin(), c.prompt.end());
-      std::sort(ids.begin(), ids.end());
-      ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-      for (int32_t t : ids) {
-        const auto range = std::equal_range(out.begin(), out.end(), t);
-        rows.penalty.push_back({t, static_cast<int32_t>(range.second - range.first)});
-      }
-    }
-    row.penalty_count = static_cast<int32_t>(rows.penalty.size() - row.penalty_begin);
-    row.masked_begin = static_cast<int64_t>(rows.masked.size());
-    if (static_cast<int64_t>(c.output.size()) < p.min_tokens) {
-      if (!p.ignore_eos) rows.masked.insert(rows.masked.end(), c.eos.begin(), c.eos.end());
-      rows.masked.insert(rows.masked.end(), p.stop_token_ids.begin(), p.stop_token_ids.end());
-    }
-    row.masked_count = static_cast<int32_t>(rows.masked.size() - row.masked_begin);
-    rows.rows.push_back(row);
+    AppendSamplingRow(LogitsRowOf(i, num_logit_rows), c.params, c.seed, c.stream, c.prompt,
+                      c.output, c.eos, rows);
   }
   return rows;
 }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "c8/backend/cpu/sampling_row_builder.h"
+
 namespace c8 {
 
 LlmEngine::LlmEngine(ModelBundle& bundle, const EngineConfig& config)
@@ -43,7 +45,6 @@ Status LlmEngine::AddRequest(EngineRequest er) {
   r->arrival_seq = next_arrival_++;
   r->prompt = std::move(er.prompt);
   r->params = std::move(er.params);
-  r->want_all_logits = er.want_all_logits;
   r->rng = SamplerRng::FromSeed(r->params.seed, er.rng_stream);
   const int64_t room =
       std::min<int64_t>(max_len, usable_tokens) - static_cast<int64_t>(r->prompt.size());
@@ -92,7 +93,6 @@ std::vector<RequestOutput> LlmEngine::Step() {
     scheduler_.TakeFinished();
     return outputs;
   }
-  const int64_t vocab = bundle_.model->config().vocab_size;
   for (size_t i = 0; i < sched.seqs.size(); ++i) {
     const ScheduledSeq& s = sched.seqs[i];
     if (s.num_cached + s.num_new <= static_cast<int32_t>(s.request->prompt.size())) {
@@ -100,21 +100,14 @@ std::vector<RequestOutput> LlmEngine::Step() {
     } else {
       generation_tokens_ += s.num_new;
     }
-    if (s.request->want_all_logits && sl.rows_of[i] > 0) {
-      RequestOutput& o = out_for(s.request);
-      o.prompt_logits.assign(
-          sl.logits.begin() + static_cast<int64_t>(sl.row_of[i]) * vocab,
-          sl.logits.begin() + static_cast<int64_t>(sl.row_of[i] + sl.rows_of[i]) * vocab);
-      o.prompt_logits_first_pos = s.num_cached;
-    }
   }
   std::vector<Request*> ready = scheduler_.OnStepDone(sched);
   // Sample every ready sequence on the backend: only ids (and requested logprobs) come back.
   sampling_rows_.Clear();
+  size_t i = 0;  // `ready` keeps the order of sched.seqs
   for (Request* r : ready) {
-    size_t i = 0;
     while (sched.seqs[i].request != r) ++i;
-    AddSamplingRow(*r, sl.row_of[i] + sl.rows_of[i] - 1);
+    AddSamplingRow(*r, sl.row_of[i]);
   }
   Status sample_st = Status::Ok();
   if (!ready.empty()) {
@@ -157,48 +150,8 @@ std::vector<RequestOutput> LlmEngine::Step() {
 }
 
 void LlmEngine::AddSamplingRow(const Request& r, int32_t logits_row) {
-  const SamplingParams& p = r.params;
-  SamplingRows& rows = sampling_rows_;
-  SamplingRow row;
-  row.logits_row = logits_row;
-  row.temperature = p.temperature;
-  row.top_p = p.top_p;
-  row.top_k = p.top_k;
-  row.min_p = p.min_p;
-  row.repetition_penalty = p.repetition_penalty;
-  row.frequency_penalty = p.frequency_penalty;
-  row.presence_penalty = p.presence_penalty;
-  row.seed = r.rng->seed();
-  row.stream = r.rng->stream();
-  row.step = r.output.size();
-  row.num_logprobs = p.logprobs.value_or(-1);
-  // Penalties: distinct tokens of (prompt ∪ output) with repetition, else of the output,
-  // each with its count in the output.
-  row.penalty_begin = static_cast<int64_t>(rows.penalty.size());
-  if (p.PenaltiesEnabled()) {
-    std::vector<int32_t>& out = penalty_scratch_;
-    out.assign(r.output.begin(), r.output.end());
-    std::sort(out.begin(), out.end());
-    std::vector<int32_t> ids = out;
-    if (p.repetition_penalty != 1.0) ids.insert(ids.end(), r.prompt.begin(), r.prompt.end());
-    std::sort(ids.begin(), ids.end());
-    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-    for (int32_t t : ids) {
-      const auto range = std::equal_range(out.begin(), out.end(), t);
-      rows.penalty.push_back({t, static_cast<int32_t>(range.second - range.first)});
-    }
-  }
-  row.penalty_count = static_cast<int32_t>(rows.penalty.size() - row.penalty_begin);
-  // min_tokens: EOS (unless ignore_eos) and stop token ids cannot be sampled yet.
-  row.masked_begin = static_cast<int64_t>(rows.masked.size());
-  if (static_cast<int64_t>(r.output.size()) < p.min_tokens) {
-    if (!p.ignore_eos) {
-      for (int32_t t : bundle_.defaults.eos_token_ids) rows.masked.push_back(t);
-    }
-    for (int32_t t : p.stop_token_ids) rows.masked.push_back(t);
-  }
-  row.masked_count = static_cast<int32_t>(rows.masked.size() - row.masked_begin);
-  rows.rows.push_back(row);
+  AppendSamplingRow(logits_row, r.params, r.rng->seed(), r.rng->stream(), r.prompt, r.output,
+                    bundle_.defaults.eos_token_ids, sampling_rows_);
 }
 
 EngineStats LlmEngine::stats() const {

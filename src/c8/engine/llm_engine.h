@@ -19,8 +19,7 @@ struct EngineRequest {
   std::string id;
   std::vector<int32_t> prompt;
   SamplingParams params;
-  uint32_t rng_stream = 0;       // distinct per sibling of an n > 1 request
-  bool want_all_logits = false;  // return logits of every prompt position (eval)
+  uint32_t rng_stream = 0;  // distinct per sibling of an n > 1 request
 };
 
 struct TokenOutput {
@@ -40,9 +39,7 @@ struct RequestOutput {
   std::string error;  // set when the request failed (finished is true)
   int32_t num_prompt_tokens = 0;
   int32_t num_output_tokens = 0;
-  int32_t num_cached_tokens = 0;     // prompt tokens served by the prefix cache
-  std::vector<float> prompt_logits;  // want_all_logits: (rows, vocab) of this step
-  int32_t prompt_logits_first_pos = 0;
+  int32_t num_cached_tokens = 0;  // prompt tokens served by the prefix cache
 };
 
 struct EngineStats {
@@ -86,7 +83,6 @@ class LlmEngine {
   // Sampling scratch: the step's rows for Backend::SampleRows and their results.
   SamplingRows sampling_rows_;
   std::vector<SampledToken> sampled_;
-  std::vector<int32_t> penalty_scratch_;
   uint64_t next_arrival_ = 0;
   int64_t prompt_tokens_ = 0, generation_tokens_ = 0;
 };

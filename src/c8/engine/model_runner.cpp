@@ -8,7 +8,6 @@ void ModelRunner::BuildBatch(const SchedulerOutput& out, ForwardBatch& b, StepLo
   const int32_t bs = static_cast<int32_t>(cache_.spec().block_size);
   b = ForwardBatch();
   sl.row_of.assign(out.seqs.size(), -1);
-  sl.rows_of.assign(out.seqs.size(), 0);
   int32_t max_blocks = 1;
   for (const ScheduledSeq& s : out.seqs) {
     max_blocks = std::max(max_blocks, static_cast<int32_t>(s.request->blocks.size()));
@@ -31,14 +30,8 @@ void ModelRunner::BuildBatch(const SchedulerOutput& out, ForwardBatch& b, StepLo
       b.block_tables.push_back(k < static_cast<int32_t>(r.blocks.size()) ? r.blocks[k]
                                                                          : kNullBlock);
     }
-    const bool completes = s.num_cached + s.num_new == r.num_tokens();
-    if (r.want_all_logits) {
+    if (s.num_cached + s.num_new == r.num_tokens()) {  // completes: its next token is sampled
       sl.row_of[i] = static_cast<int32_t>(b.logits_rows.size());
-      sl.rows_of[i] = s.num_new;
-      for (int32_t k = 0; k < s.num_new; ++k) b.logits_rows.push_back(row0 + k);
-    } else if (completes) {
-      sl.row_of[i] = static_cast<int32_t>(b.logits_rows.size());
-      sl.rows_of[i] = 1;
       b.logits_rows.push_back(row0 + s.num_new - 1);
     }
   }
@@ -46,16 +39,7 @@ void ModelRunner::BuildBatch(const SchedulerOutput& out, ForwardBatch& b, StepLo
 
 Status ModelRunner::Run(const SchedulerOutput& out, StepLogits& sl) {
   BuildBatch(out, batch_, sl);
-  sl.logits.clear();
-  C8_RETURN_IF_ERROR(model_.ForwardDevice(batch_, cache_, &sl.device));
-  const bool want_host = std::any_of(out.seqs.begin(), out.seqs.end(), [](const ScheduledSeq& s) {
-    return s.request->want_all_logits;
-  });
-  if (want_host && sl.device.data != nullptr) {
-    sl.logits.resize(static_cast<size_t>(sl.device.numel()));
-    model_.backend().ToHostF32(sl.device, sl.logits.data());
-  }
-  return Status::Ok();
+  return model_.ForwardDevice(batch_, cache_, &sl.device);
 }
 
 }  // namespace c8

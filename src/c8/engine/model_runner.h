@@ -11,14 +11,10 @@
 namespace c8 {
 
 struct StepLogits {
-  // logits (rows, vocab) fp32: for each scheduled sequence that completes its known tokens
-  // this step, the row of its last token; for want_all_logits sequences, one row per
-  // computed token. row_of[i] = first row of out.seqs[i] (-1 if none), rows_of[i] = count.
-  // `device`: all rows, fp32 backend memory owned by the model (valid until the next step);
-  // `logits`: the same rows on the host, filled only when a sequence wants all logits (eval).
+  // (rows, vocab) fp32 in backend memory owned by the model (valid until the next step): one
+  // row, its last token's, for each scheduled sequence that completes its known tokens.
   Tensor device;
-  std::vector<float> logits;
-  std::vector<int32_t> row_of, rows_of;
+  std::vector<int32_t> row_of;  // row of out.seqs[i], -1 if it samples nothing this step
 };
 
 class ModelRunner {

@@ -33,7 +33,6 @@ struct Request {
   std::vector<uint64_t> block_hashes;
   int32_t num_prefix_hit_tokens = 0;  // prompt tokens served by the prefix cache
   int32_t num_preemptions = 0;
-  bool want_all_logits = false;  // return logits of every prompt position (eval)
 
   // Sampling and output processing.
   std::optional<SamplerRng> rng;

@@ -104,7 +104,11 @@ std::vector<Request*> Scheduler::OnStepDone(const SchedulerOutput& out) {
     Request* r = s.request;
     if (r->finished()) continue;
     r->num_computed = s.num_cached + s.num_new;
-    kv_.CacheFullBlocks(Blocks(r), AllTokens(r), r->num_computed);
+    // Copy the token list only when a block became full (most decode steps fill none).
+    const size_t full = static_cast<size_t>(r->num_computed / kv_.block_size());
+    if (full > r->block_hashes.size()) {
+      kv_.CacheFullBlocks(Blocks(r), AllTokens(r), r->num_computed);
+    }
     if (r->num_computed == r->num_tokens()) ready.push_back(r);
   }
   return ready;

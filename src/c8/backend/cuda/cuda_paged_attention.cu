@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "c8/backend/cuda/cuda_attention_params.h"
 #include "c8/backend/cuda/cuda_attention_tc.cuh"
 #include "c8/backend/cuda/cuda_kernels.h"
 
@@ -40,7 +41,6 @@ constexpr int kWarps = kThreads / 32;
 constexpr int kMaxG =
     4;  // query heads per CTA (larger groups: several head chunks; 4 measured best)
 constexpr int kUnroll = 4;
-constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kNegBig = -1e30f;
 
 __device__ __forceinline__ float Bf(uint32_t h16) {
@@ -609,27 +609,8 @@ void LaunchTensorCoreAttention(const uint16_t* qkv, const AttentionMeta& meta,
   const bool c8 = cache.dtype == KvDType::kInt8;
   const SplitPlan plan = PlanTcSplits(meta, shape, c8);
   tc::TcParams p{};
-  p.qkv = qkv;
-  p.out = out;
-  p.query_start = meta.query_start;
-  p.num_cached = meta.num_cached;
-  p.block_tables = meta.block_tables;
-  p.num_seqs = meta.num_seqs;
-  p.max_blocks = meta.max_blocks_per_seq;
-  p.block_size = meta.block_size;
-  p.Hq = shape.num_heads;
-  p.Hkv = shape.num_kv_heads;
-  p.G = shape.num_heads / shape.num_kv_heads;
+  FillAttentionParams(p, qkv, meta, cache, shape, out);
   p.head_tiles = (p.G + kDecodeRows - 1) / kDecodeRows;
-  p.scale_log2 = shape.scale * kLog2e;
-  p.kc = cache.k;
-  p.vc = cache.v;
-  if (c8) {
-    p.ks = cache.k_scale;
-    p.ko = cache.k_offset;
-    p.vs = cache.v_scale;
-    p.vo = cache.v_offset;
-  }
   p.num_splits = plan.splits;
   p.part_len = plan.part_len;
   const size_t parts = size_t(meta.num_tokens) * shape.num_heads * plan.splits;
@@ -672,27 +653,8 @@ void LaunchPagedAttention(const uint16_t* qkv, const AttentionMeta& meta, const 
   }
   const SplitPlan plan = PlanSplits(meta, shape);
   AttnParams p{};
-  p.qkv = qkv;
-  p.out = out;
-  p.query_start = meta.query_start;
-  p.num_cached = meta.num_cached;
-  p.block_tables = meta.block_tables;
-  p.num_seqs = meta.num_seqs;
-  p.max_blocks = meta.max_blocks_per_seq;
-  p.block_size = meta.block_size;
-  p.Hq = shape.num_heads;
-  p.Hkv = shape.num_kv_heads;
-  p.G = shape.num_heads / shape.num_kv_heads;
+  FillAttentionParams(p, qkv, meta, cache, shape, out);
   p.head_chunks = (p.G + kMaxG - 1) / kMaxG;
-  p.scale_log2 = shape.scale * kLog2e;
-  p.kc = cache.k;
-  p.vc = cache.v;
-  if (cache.dtype == KvDType::kInt8) {
-    p.ks = cache.k_scale;
-    p.ko = cache.k_offset;
-    p.vs = cache.v_scale;
-    p.vo = cache.v_offset;
-  }
   p.num_splits = plan.splits;
   p.part_len = plan.part_len;
   p.skip_prefill = skip_prefill ? 1 : 0;

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <vector>
 
+#include "c8/backend/cuda/cuda_attention_params.h"
 #include "c8/backend/cuda/cuda_kernels.h"
 #include "c8/backend/cuda/cuda_prefill_tc.cuh"
 
@@ -382,27 +383,8 @@ bool LaunchPrefillAttention(const uint16_t* qkv, const AttentionMeta& meta,
   if (cache.dtype == KvDType::kF32 || (D != 64 && D != 128)) return false;
   if (meta.max_query_len <= 1 || meta.num_seqs <= 0) return true;  // nothing to do here
   TcParams p{};
-  p.qkv = qkv;
-  p.out = out;
-  p.query_start = meta.query_start;
-  p.num_cached = meta.num_cached;
-  p.block_tables = meta.block_tables;
-  p.num_seqs = meta.num_seqs;
-  p.max_blocks = meta.max_blocks_per_seq;
-  p.block_size = meta.block_size;
-  p.Hq = shape.num_heads;
-  p.Hkv = shape.num_kv_heads;
-  p.G = shape.num_heads / shape.num_kv_heads;
-  p.scale_log2 = shape.scale * 1.4426950408889634f;
-  p.kc = cache.k;
-  p.vc = cache.v;
+  FillAttentionParams(p, qkv, meta, cache, shape, out);
   const bool c8 = cache.dtype == KvDType::kInt8;
-  if (c8) {
-    p.ks = cache.k_scale;
-    p.ko = cache.k_offset;
-    p.vs = cache.v_scale;
-    p.vo = cache.v_offset;
-  }
   const int64_t row_tiles = (int64_t(meta.max_query_len) * p.G + kRowsPerCta - 1) / kRowsPerCta;
   const PrefillSplit sp = PlanPrefillSplit(meta, shape, row_tiles * p.Hkv * meta.num_seqs, stream);
   dim3 grid(static_cast<unsigned>(p.Hkv), static_cast<unsigned>(meta.num_seqs),
