@@ -101,6 +101,22 @@ class Backend {
   // Status means the whole call failed (bad shapes, device error).
   virtual Status SampleRows(const Tensor& logits, const SamplingRows& rows,
                             std::vector<SampledToken>* out) = 0;
+
+  // ---- Graphs (CUDA graphs on the GPU; the CPU backend has none) -------------------------
+  // Between BeginGraphCapture and EndGraphCapture the ops are recorded, not run; the recorded
+  // sequence becomes a graph that LaunchGraph replays with the same pointers and shapes. No
+  // copies, allocations or synchronizations may be issued while capturing. A failed capture
+  // leaves the backend usable (the error is returned, not recorded as sticky).
+  virtual bool SupportsGraphs() const { return false; }
+  virtual Status BeginGraphCapture() { return Error(Name() + " backend: no graph support"); }
+  virtual Result<int64_t> EndGraphCapture() { return Error(Name() + " backend: no graph support"); }
+  virtual Status LaunchGraph(int64_t /*id*/) {
+    return Error(Name() + " backend: no graph support");
+  }
+  virtual void DestroyGraph(int64_t /*id*/) {}
+  // Bumped whenever the backend reallocates a buffer that captured graphs may use (its
+  // attention workspace): graphs captured under an older epoch must not be launched.
+  virtual uint64_t GraphEpoch() const { return 0; }
 };
 
 struct BackendOptions {

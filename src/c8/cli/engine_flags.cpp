@@ -25,6 +25,7 @@ void EngineFlags::Add(CLI::App* sub) {
       ->capture_default_str();
   sub->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", prefix_caching,
                 "Prefix caching (on by default)");
+  sub->add_flag("--enforce-eager", enforce_eager, "Run decode steps eagerly (no CUDA graphs)");
   sub->add_option("--load-format", load_format,
                   "auto (safetensors) | dummy (seeded random weights from config.json alone)")
       ->capture_default_str();
@@ -44,6 +45,7 @@ EngineOptions EngineFlags::ToEngineOptions(const std::string& model_dir, bool pr
   eo.max_num_seqs = max_num_seqs;
   eo.load_format = load_format;
   eo.seed = seed;
+  eo.enforce_eager = enforce_eager;
   if (progress) eo.progress = StderrProgress();
   return eo;
 }

@@ -18,6 +18,7 @@ struct EngineFlags {
   std::string kv_cache_dtype = "auto";
   int64_t max_model_len = 0;
   int64_t block_size = 16;
+  bool enforce_eager = false;
   double kv_cache_gib = -1.0;  // auto
   double gpu_memory_utilization = 0.9;
   int32_t max_num_seqs = 256;

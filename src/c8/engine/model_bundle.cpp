@@ -193,6 +193,12 @@ Result<std::unique_ptr<ModelBundle>> ModelBundle::Load(const EngineOptions& o) {
   }
   spec.num_blocks = want_blocks;
   C8_ASSIGN_OR_RETURN(b->kv_cache, KvCache::Create(*b->backend, spec, layers));
+  if (!o.enforce_eager && b->backend->SupportsGraphs()) {
+    const int32_t max_batch = static_cast<int32_t>(std::clamp<int64_t>(o.max_num_seqs, 1, 512));
+    b->model->EnableGraphs(max_batch);
+    b->kv_summary += "; decode steps of up to " + std::to_string(max_batch) +
+                     " sequences run as CUDA graphs (--enforce-eager: off)";
+  }
   return b;
 }
 

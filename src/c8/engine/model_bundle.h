@@ -30,6 +30,8 @@ struct EngineOptions {
   int64_t max_num_seqs = 256;
   std::string load_format = "auto";  // auto | dummy (random weights from config.json alone)
   uint64_t seed = 0;                 // dummy weights
+  // Decode steps run eagerly (no CUDA graphs); graphs cover batches up to max_num_seqs (<= 512).
+  bool enforce_eager = false;
   ProgressFn progress;
 };
 

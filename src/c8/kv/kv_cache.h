@@ -3,6 +3,7 @@
 // layers, the static per-channel scales and offsets.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -36,9 +37,15 @@ class KvCache {
   // Bytes of K+V storage for one token in all layers.
   int64_t BytesPerToken() const;
   int64_t TotalBytes() const { return BytesPerToken() * spec_.block_size * spec_.num_blocks; }
+  // Unique over the process (never reused): keys what was captured against this cache.
+  uint64_t id() const { return id_; }
 
  private:
-  KvCache(Backend& b, const KvCacheSpec& s) : backend_(b), spec_(s) {}
+  KvCache(Backend& b, const KvCacheSpec& s) : backend_(b), spec_(s) {
+    static std::atomic<uint64_t> next{1};
+    id_ = next.fetch_add(1);
+  }
+  uint64_t id_ = 0;
   Backend& backend_;
   KvCacheSpec spec_;
   std::vector<KvLayerView> views_;

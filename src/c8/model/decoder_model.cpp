@@ -19,9 +19,10 @@ std::string LayerName(int64_t l, const std::string& suffix) {
 }  // namespace
 
 DecoderModel::~DecoderModel() {
+  DestroyGraphs();
   for (void* p : owned_) backend_.Free(p);
-  for (void* p :
-       {hidden_, residual_, normed_, qkv_, attn_, gate_up_, act_, rows_, logits_, meta_ints_}) {
+  for (void* p : {hidden_, residual_, normed_, qkv_, attn_, gate_up_, act_, rows_, logits_,
+                  meta_ints_, graph_meta_}) {
     backend_.Free(p);
   }
 }
@@ -166,6 +167,7 @@ void DecoderModel::EnsureScratch(int64_t tokens, int64_t rows) {
   const ModelConfig& c = config_;
   const size_t es = DTypeSize(backend_.ActivationDType());
   if (tokens > scratch_tokens_) {
+    DestroyGraphs();  // they point at the old buffers
     for (void** p : {&hidden_, &residual_, &normed_, &qkv_, &attn_, &gate_up_, &act_}) {
       backend_.Free(*p);
     }
@@ -180,6 +182,7 @@ void DecoderModel::EnsureScratch(int64_t tokens, int64_t rows) {
     scratch_tokens_ = T;
   }
   if (rows > scratch_rows_) {
+    DestroyGraphs();
     backend_.Free(rows_);
     backend_.Free(logits_);
     const int64_t R = std::max<int64_t>(rows, 8);
@@ -201,11 +204,9 @@ Status DecoderModel::Forward(const ForwardBatch& b, KvCache& cache, std::vector<
   return Status::Ok();
 }
 
-Status DecoderModel::ForwardDevice(const ForwardBatch& b, KvCache& cache, Tensor* logits) {
-  *logits = Tensor();
+Status DecoderModel::CheckBatch(const ForwardBatch& b) const {
   const ModelConfig& c = config_;
-  const int64_t T = b.num_tokens(), S = b.num_seqs(),
-                R = static_cast<int64_t>(b.logits_rows.size());
+  const int64_t T = b.num_tokens(), S = b.num_seqs();
   if (T == 0) return Error("forward: empty batch");
   if (static_cast<int64_t>(b.query_start.size()) != S + 1 || b.query_start[S] != T ||
       static_cast<int64_t>(b.positions.size()) != T ||
@@ -225,6 +226,18 @@ Status DecoderModel::ForwardDevice(const ForwardBatch& b, KvCache& cache, Tensor
                    std::to_string(max_model_len_));
     }
   }
+  return Status::Ok();
+}
+
+Status DecoderModel::ForwardDevice(const ForwardBatch& b, KvCache& cache, Tensor* logits) {
+  *logits = Tensor();
+  C8_RETURN_IF_ERROR(CheckBatch(b));
+  if (graph_max_batch_ > 0) {
+    C8_ASSIGN_OR_RETURN(const bool done, ForwardGraph(b, cache, logits));
+    if (done) return Status::Ok();
+  }
+  const int64_t T = b.num_tokens(), S = b.num_seqs(),
+                R = static_cast<int64_t>(b.logits_rows.size());
   EnsureScratch(T, R);
 
   // Integer metadata in one backend buffer: ids | positions | query_start | num_cached |
@@ -262,7 +275,159 @@ Status DecoderModel::ForwardDevice(const ForwardBatch& b, KvCache& cache, Tensor
   meta.num_cached = dev + o_nc;
   meta.block_tables = dev + o_bt;
   meta.slot_mapping = dev + o_sm;
+  QueueStep(meta, dev + o_ids, dev + o_pos, dev + o_rows, T, R, cache, logits);
+  return Status::Ok();
+}
 
+// ---- graphs ----------------------------------------------------------------------------------
+
+namespace {
+
+// Batch buckets of captured decode graphs (vLLM's choice: 1, 2, 4, then every multiple of 8).
+int32_t BucketOf(int32_t n) {
+  if (n <= 1) return 1;
+  if (n <= 2) return 2;
+  if (n <= 4) return 4;
+  return (n + 7) / 8 * 8;
+}
+
+int32_t NextPow2(int32_t n) {
+  int32_t p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+}  // namespace
+
+int32_t DecoderModel::GraphBucket(int32_t batch) const {
+  return BucketOf(batch);
+}
+
+void DecoderModel::EnableGraphs(int32_t max_batch) {
+  DestroyGraphs();
+  backend_.Free(graph_meta_);
+  graph_meta_ = nullptr;
+  graph_max_blocks_ = 0;
+  graph_error_.clear();
+  graph_max_batch_ = backend_.SupportsGraphs() ? std::max(0, max_batch) : 0;
+}
+
+void DecoderModel::DestroyGraphs() {
+  for (auto& [key, g] : graphs_) backend_.DestroyGraph(g.id);
+  graphs_.clear();
+}
+
+Result<bool> DecoderModel::ForwardGraph(const ForwardBatch& b, KvCache& cache, Tensor* logits) {
+  const int32_t S = b.num_seqs(), T = b.num_tokens();
+  if (kv_observer_ || T != S || S > graph_max_batch_ ||
+      static_cast<int32_t>(b.logits_rows.size()) != S) {
+    return false;
+  }
+  for (int32_t i = 0; i < S; ++i) {
+    if (b.logits_rows[i] != i) return false;
+  }
+  const int32_t bs = static_cast<int32_t>(cache.spec().block_size);
+  const int32_t B = BucketOf(S), Bmax = BucketOf(graph_max_batch_);
+  // Block-table width: a power of two (>= 16 blocks) so that few graphs cover all contexts;
+  // the attention kernels skip the key ranges past each sequence's context.
+  const int32_t cap_blocks = NextPow2(static_cast<int32_t>((max_model_len_ + bs - 1) / bs));
+  const int32_t MB = std::max(16, NextPow2(std::max(1, b.max_blocks_per_seq)));
+  if (MB > cap_blocks) return false;
+  if (graph_meta_ == nullptr || graph_max_blocks_ != cap_blocks) {
+    DestroyGraphs();
+    backend_.Free(graph_meta_);
+    graph_max_blocks_ = cap_blocks;
+    graph_meta_ = backend_.Malloc(
+        (6 * static_cast<size_t>(Bmax) + 1 + static_cast<size_t>(Bmax) * cap_blocks) * 4);
+    if (graph_meta_ == nullptr) return Error("forward: cannot allocate graph metadata");
+  }
+  EnsureScratch(std::max<int64_t>(T, Bmax), Bmax);  // fixed buffers for every graph
+
+  // Padded metadata: sequences S..B-1 are one-token dummies at position 0 that write nothing
+  // (slot -1) and read only the null block.
+  const size_t o_ids = 0, o_pos = B, o_qs = 2 * B, o_nc = 3 * B + 1, o_bt = 4 * B + 1,
+               o_sm = o_bt + static_cast<size_t>(B) * MB, o_rows = o_sm + B, total = o_rows + B;
+  graph_ints_.assign(total, 0);
+  int32_t* g = graph_ints_.data();
+  for (int32_t i = 0; i < B; ++i) {
+    const bool real = i < S;
+    g[o_ids + i] = real ? b.token_ids[i] : 0;
+    g[o_pos + i] = real ? b.positions[i] : 0;
+    g[o_qs + i] = i;
+    g[o_nc + i] = real ? b.num_cached[i] : 0;
+    g[o_sm + i] = real ? b.slot_mapping[i] : -1;
+    g[o_rows + i] = i;
+    if (real) {
+      std::copy_n(b.block_tables.begin() + static_cast<size_t>(i) * b.max_blocks_per_seq,
+                  b.max_blocks_per_seq, g + o_bt + static_cast<size_t>(i) * MB);
+    }
+  }
+  g[o_qs + B] = B;
+  backend_.CopyToDevice(graph_meta_, g, total * 4);
+  const int32_t* dev = static_cast<const int32_t*>(graph_meta_);
+
+  AttentionMeta meta;
+  meta.num_seqs = B;
+  meta.num_tokens = B;
+  meta.block_size = bs;
+  meta.max_blocks_per_seq = MB;
+  meta.max_query_len = 1;
+  meta.max_context_len = MB * bs;
+  meta.query_start = dev + o_qs;
+  meta.num_cached = dev + o_nc;
+  meta.block_tables = dev + o_bt;
+  meta.slot_mapping = dev + o_sm;
+
+  const auto key = std::make_tuple(cache.id(), B, MB);
+  auto it = graphs_.find(key);
+  if (it != graphs_.end() && it->second.epoch != backend_.GraphEpoch()) {
+    backend_.DestroyGraph(it->second.id);
+    graphs_.erase(it);
+    it = graphs_.end();
+  }
+  Tensor full;
+  if (it != graphs_.end()) {
+    it->second.last_use = ++graph_clock_;
+    C8_RETURN_IF_ERROR(backend_.LaunchGraph(it->second.id));
+  } else {
+    // Run the step eagerly (its result is this step's; it also sizes every workspace and
+    // selects every GEMM plan), then record the same ops.
+    QueueStep(meta, dev + o_ids, dev + o_pos, dev + o_rows, B, B, cache, &full);
+    Status st = backend_.BeginGraphCapture();
+    Tensor unused;
+    if (st.ok()) {
+      QueueStep(meta, dev + o_ids, dev + o_pos, dev + o_rows, B, B, cache, &unused);
+      Result<int64_t> id = backend_.EndGraphCapture();
+      if (id.ok()) {
+        constexpr size_t kMaxGraphs = 512;
+        if (graphs_.size() >= kMaxGraphs) {
+          auto lru = graphs_.begin();
+          for (auto j = graphs_.begin(); j != graphs_.end(); ++j) {
+            if (j->second.last_use < lru->second.last_use) lru = j;
+          }
+          backend_.DestroyGraph(lru->second.id);
+          graphs_.erase(lru);
+        }
+        graphs_[key] = GraphEntry{*id, backend_.GraphEpoch(), ++graph_clock_};
+      } else {
+        st = id.status();
+      }
+    }
+    if (!st.ok()) {  // keep serving eagerly
+      graph_error_ = st.message();
+      DestroyGraphs();
+      graph_max_batch_ = 0;
+    }
+  }
+  *logits = Tensor(logits_, DType::kF32, {S, config_.vocab_size});
+  return true;
+}
+
+void DecoderModel::QueueStep(const AttentionMeta& meta, const int32_t* ids,
+                             const int32_t* positions, const int32_t* row_ids, int64_t T, int64_t R,
+                             KvCache& cache, Tensor* logits) {
+  *logits = Tensor();
+  const ModelConfig& c = config_;
   AttentionShape shape;
   shape.num_heads = static_cast<int32_t>(c.num_heads);
   shape.num_kv_heads = static_cast<int32_t>(c.num_kv_heads);
@@ -277,7 +442,7 @@ Status DecoderModel::ForwardDevice(const ForwardBatch& b, KvCache& cache, Tensor
   Tensor act(act_, at, {T, c.intermediate_size});
   const float eps = static_cast<float>(c.rms_norm_eps);
 
-  backend_.Embedding(embed_, dev + o_ids, residual);
+  backend_.Embedding(embed_, ids, residual);
   for (int64_t l = 0; l < c.num_layers; ++l) {
     Layer& L = layers_[l];
     if (l == 0) {
@@ -286,7 +451,7 @@ Status DecoderModel::ForwardDevice(const ForwardBatch& b, KvCache& cache, Tensor
       backend_.AddRmsNorm(residual, hidden, L.input_norm, eps, normed);
     }
     backend_.Linear(normed, L.qkv_w, c.attention_bias ? &L.qkv_b : nullptr, qkv);
-    backend_.QkNormRope(qkv, dev + o_pos, c.qk_norm ? &L.q_norm : nullptr,
+    backend_.QkNormRope(qkv, positions, c.qk_norm ? &L.q_norm : nullptr,
                         c.qk_norm ? &L.k_norm : nullptr, eps, rope_, shape);
     if (kv_observer_) {
       const int64_t q = c.q_size(), kvs = c.kv_size();
@@ -311,13 +476,12 @@ Status DecoderModel::ForwardDevice(const ForwardBatch& b, KvCache& cache, Tensor
     backend_.Linear(act, L.down_w, nullptr, hidden);
   }
   backend_.AddRmsNorm(residual, hidden, final_norm_, eps, normed);
-  if (R == 0) return Status::Ok();
+  if (R == 0) return;
   Tensor rows(rows_, at, {R, H});
-  backend_.GatherRows(normed, dev + o_rows, rows);
+  backend_.GatherRows(normed, row_ids, rows);
   Tensor out(logits_, DType::kF32, {R, c.vocab_size});
   backend_.Linear(rows, lm_head_, nullptr, out);
   *logits = out;
-  return Status::Ok();
 }
 
 }  // namespace c8

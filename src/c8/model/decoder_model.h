@@ -3,8 +3,10 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "c8/backend/backend.h"
@@ -51,6 +53,17 @@ class DecoderModel {
   // Runs one step over batch: writes every new token's K/V to its slot in `cache` and
   // returns fp32 logits (R, vocab) of the requested rows in `logits`.
   Status Forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits);
+  // Decode steps (one new token per sequence, every sequence sampled) of up to `max_batch`
+  // sequences run as captured graphs when the backend has them (CUDA graphs): one graph per
+  // (batch bucket, block-table width bucket, cache), captured on first use, replayed after.
+  // 0 turns graphs off (--enforce-eager). Call before the first forward for best effect.
+  void EnableGraphs(int32_t max_batch);
+  int32_t graph_max_batch() const { return graph_max_batch_; }
+  // Why graphs were turned off at run time (a capture failed), or empty.
+  const std::string& graph_error() const { return graph_error_; }
+  // Graphs captured so far (for logs and tests).
+  size_t num_graphs() const { return graphs_.size(); }
+
   // Same step, but leaves the logits on the backend: `logits` = fp32 (R, vocab) backend memory
   // owned by the model, valid until the next forward call (empty tensor when R = 0). For
   // Backend::SampleRows, so that only sampled ids cross to the host.
@@ -69,6 +82,15 @@ class DecoderModel {
   DecoderModel(Backend& b) : backend_(b) {}
   Status LoadWeights(const WeightStore* ws, const ModelLoadOptions& options);
   void EnsureScratch(int64_t tokens, int64_t logit_rows);
+  Status CheckBatch(const ForwardBatch& batch) const;
+  // Queues every op of one step (no copies, no synchronization: also what graphs capture).
+  // ids, positions, rows: backend int32 (T), (T), (R); logits: fp32 (R, vocab) view or empty.
+  void QueueStep(const AttentionMeta& meta, const int32_t* ids, const int32_t* positions,
+                 const int32_t* rows, int64_t T, int64_t R, KvCache& cache, Tensor* logits);
+  // Decode step through a graph; false (nothing queued) when the batch does not qualify.
+  Result<bool> ForwardGraph(const ForwardBatch& batch, KvCache& cache, Tensor* logits);
+  int32_t GraphBucket(int32_t batch) const;
+  void DestroyGraphs();
   void* Track(void* p) {
     owned_.push_back(p);
     return p;
@@ -89,6 +111,20 @@ class DecoderModel {
        *attn_ = nullptr, *gate_up_ = nullptr, *act_ = nullptr, *rows_ = nullptr, *logits_ = nullptr,
        *meta_ints_ = nullptr;
   size_t meta_ints_capacity_ = 0;
+  // Graphs: key (cache id, batch bucket, block-table width) -> captured graph.
+  struct GraphEntry {
+    int64_t id = 0;
+    uint64_t epoch = 0;
+    uint64_t last_use = 0;
+  };
+  int32_t graph_max_batch_ = 0;
+  int32_t graph_max_blocks_ = 0;  // block-table width capacity of graph_meta_
+  std::string graph_error_;
+  std::map<std::tuple<uint64_t, int32_t, int32_t>, GraphEntry> graphs_;
+  uint64_t graph_clock_ = 0;
+  void* graph_meta_ =
+      nullptr;  // ids | positions | query_start | num_cached | tables | slots | rows
+  std::vector<int32_t> graph_ints_;
 };
 
 }  // namespace c8

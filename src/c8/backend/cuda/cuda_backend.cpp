@@ -10,36 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "c8/backend/cuda/cuda_backend_state.h"
 #include "c8/backend/cuda/cuda_kernels.h"
 #include "c8/backend/cuda/cuda_linear.h"
 #include "c8/util/bf16.h"
 
 namespace c8 {
-
-struct CudaBackendState {
-  int device = 0;
-  cudaStream_t stream = nullptr;
-  cuda::CublasLtGemm gemm;
-  void* workspace = nullptr;  // attention split-KV partials, grown on demand
-  size_t workspace_bytes = 0;
-  void* sample_buf = nullptr;  // SampleRows: args | penalty | masked | results | work
-  size_t sample_buf_bytes = 0;
-  Status error;  // first error, sticky
-
-  // Records the first failure; returns true when `err` is a success.
-  bool Check(cudaError_t err, const char* what) {
-    if (err == cudaSuccess) return true;
-    if (error.ok()) {
-      error = Error(std::string("cuda backend: ") + what + ": " + cudaGetErrorString(err));
-    }
-    return false;
-  }
-  void Fail(const std::string& msg) {
-    if (error.ok()) error = Error("cuda backend: " + msg);
-  }
-  // Catches launch-configuration errors of the kernel just queued.
-  void CheckLaunch(const char* what) { Check(cudaGetLastError(), what); }
-};
 
 namespace {
 
@@ -86,6 +62,11 @@ CudaBackend::CudaBackend(std::unique_ptr<CudaBackendState> state) : s_(std::move
 
 CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(s_->stream);
+  for (auto& [id, exec] : s_->graphs) cudaGraphExecDestroy(exec);
+  for (auto& st : s_->staging) {
+    if (st.host) cudaFreeHost(st.host);
+    if (st.done) cudaEventDestroy(st.done);
+  }
   if (s_->workspace) cudaFree(s_->workspace);
   if (s_->sample_buf) cudaFree(s_->sample_buf);
   cudaStreamDestroy(s_->stream);
@@ -116,8 +97,43 @@ void CudaBackend::Free(void* ptr) {
 
 // Pageable sources are staged by the driver before the call returns, so the caller may reuse
 // `src` at once; the copy is ordered after earlier ops on the stream.
+// Copies up to kStagedCopyMax bytes go through a pinned staging slot, so the call returns without
+// waiting for the work queued before it (a pageable source can make the driver wait).
 void CudaBackend::CopyToDevice(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
+  constexpr size_t kStagedCopyMax = 64u << 20;
+  if (bytes <= kStagedCopyMax && !s_->capturing) {
+    CudaBackendState::Staging& st = s_->staging[s_->next_staging];
+    s_->next_staging ^= 1;
+    if (st.pending) {
+      s_->Check(cudaEventSynchronize(st.done), "wait for a staging slot");
+      st.pending = false;
+    }
+    if (st.done == nullptr &&
+        !s_->Check(cudaEventCreateWithFlags(&st.done, cudaEventDisableTiming), "staging event")) {
+      return;
+    }
+    if (st.bytes < bytes) {
+      if (st.host) cudaFreeHost(st.host);
+      st.host = nullptr;
+      st.bytes = 0;
+      const size_t want = std::max<size_t>(bytes + bytes / 2, 1u << 20);
+      if (cudaMallocHost(&st.host, want) == cudaSuccess) {
+        st.bytes = want;
+      } else {
+        cudaGetLastError();
+        st.host = nullptr;
+      }
+    }
+    if (st.host) {
+      std::memcpy(st.host, src, bytes);
+      if (s_->Check(cudaMemcpyAsync(dst, st.host, bytes, cudaMemcpyHostToDevice, s_->stream),
+                    "copy to device")) {
+        st.pending = s_->Check(cudaEventRecord(st.done, s_->stream), "staging event record");
+      }
+      return;
+    }
+  }
   s_->Check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s_->stream), "copy to device");
 }
 
@@ -293,6 +309,10 @@ void CudaBackend::Attention(const Tensor& qkv, const AttentionMeta& meta, const 
   if (!bad.empty()) return s_->Fail("Attention: " + bad);
   const size_t need = cuda::PagedAttentionWorkspaceBytes(meta, shape);
   if (need > s_->workspace_bytes) {
+    if (s_->capturing) {
+      return s_->Fail("Attention: the split-KV workspace would grow during graph capture");
+    }
+    ++s_->graph_epoch;  // graphs captured so far point at the old workspace
     if (s_->workspace) {
       s_->Check(cudaStreamSynchronize(s_->stream), "synchronize before workspace growth");
       cudaFree(s_->workspace);

@@ -61,6 +61,15 @@ class CudaBackend final : public Backend {
   Status SampleRows(const Tensor& logits, const SamplingRows& rows,
                     std::vector<SampledToken>* out) override;
 
+  // CUDA graphs (cuda_graphs.cpp): stream capture in thread-local mode, one instantiated
+  // cudaGraphExec_t per id.
+  bool SupportsGraphs() const override { return true; }
+  Status BeginGraphCapture() override;
+  Result<int64_t> EndGraphCapture() override;
+  Status LaunchGraph(int64_t id) override;
+  void DestroyGraph(int64_t id) override;
+  uint64_t GraphEpoch() const override;
+
   // Free and total device memory (cudaMemGetInfo; cuda_memory_info.cpp).
   std::optional<DeviceMemory> MemoryInfo() override;
 

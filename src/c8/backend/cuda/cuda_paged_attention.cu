@@ -488,22 +488,67 @@ __global__ void __launch_bounds__(tc::kThreads, kC8 ? 4 : 2) TcDecodeKernel(tc::
   }
 }
 
-// Combines the splits of one (decode sequence, head): grid (S, Hq), D threads.
-__global__ void TcDecodeReduceKernel(tc::TcParams p, int D) {
-  const int s = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
+// Combines the splits of one (decode sequence, head): grid (S, Hq), kReduceThreads threads.
+// Split weights first go to shared memory (all splits in parallel), then kReduceThreads / D
+// groups of D threads each sum a strided share of the splits' partial outputs (loads unrolled so
+// that many are in flight: the partials were just written and sit in L2, and a serial loop over
+// hundreds of splits would be bound by its latency), and the groups are added up.
+constexpr int kReduceThreads = 512;
+constexpr int kMaxSplits = 512;
+__global__ void __launch_bounds__(kReduceThreads) TcDecodeReduceKernel(tc::TcParams p, int D) {
+  __shared__ float w[kMaxSplits];             // exp2(m_i - max) per split
+  __shared__ float red[kReduceThreads / 32];  // block reductions
+  __shared__ float acc[kReduceThreads];       // (groups, D) partial sums
+  const int s = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
   const int t = p.query_start[s];
   if (p.query_start[s + 1] - t != 1) return;
-  const int n = (p.num_cached[s] + 1 + p.part_len - 1) / p.part_len;
+  const int n = min(kMaxSplits, (p.num_cached[s] + 1 + p.part_len - 1) / p.part_len);
   const int64_t base = (int64_t(t) * p.Hq + h) * p.num_splits;
+  // max over splits
   float mx = kNegBig;
-  for (int i = 0; i < n; ++i) mx = fmaxf(mx, p.part_ml[(base + i) * 2]);
-  float l = 0.0f, a = 0.0f;
-  for (int i = 0; i < n; ++i) {
+  for (int i = tid; i < n; i += kReduceThreads) mx = fmaxf(mx, p.part_ml[(base + i) * 2]);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  if (tid % 32 == 0) red[tid / 32] = mx;
+  __syncthreads();
+  mx = red[0];
+#pragma unroll
+  for (int k = 1; k < kReduceThreads / 32; ++k) mx = fmaxf(mx, red[k]);
+  __syncthreads();
+  // weights and the softmax denominator
+  float l = 0.0f;
+  for (int i = tid; i < n; i += kReduceThreads) {
     const float f = exp2f(p.part_ml[(base + i) * 2] - mx);
+    w[i] = f;
     l += p.part_ml[(base + i) * 2 + 1] * f;
-    a += p.part_acc[(base + i) * D + d] * f;
   }
-  p.out[(int64_t(t) * p.Hq + h) * D + d] = ToBf(a / l);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xffffffffu, l, o);
+  if (tid % 32 == 0) red[tid / 32] = l;
+  __syncthreads();
+  l = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kReduceThreads / 32; ++k) l += red[k];
+  // weighted sum of the partial outputs: group g takes splits g, g + groups, ...
+  const int groups = kReduceThreads / D, g = tid / D, d = tid % D;
+  float a = 0.0f;
+  if (g < groups) {
+    int i = g;
+    for (; i + 3 * groups < n; i += 4 * groups) {
+      const float a0 = p.part_acc[(base + i) * D + d];
+      const float a1 = p.part_acc[(base + i + groups) * D + d];
+      const float a2 = p.part_acc[(base + i + 2 * groups) * D + d];
+      const float a3 = p.part_acc[(base + i + 3 * groups) * D + d];
+      a += a0 * w[i] + a1 * w[i + groups] + a2 * w[i + 2 * groups] + a3 * w[i + 3 * groups];
+    }
+    for (; i < n; i += groups) a += p.part_acc[(base + i) * D + d] * w[i];
+  }
+  acc[tid] = a;
+  __syncthreads();
+  if (tid < D) {
+    for (int k = 1; k < groups; ++k) a += acc[k * D + tid];
+    p.out[(int64_t(t) * p.Hq + h) * D + tid] = ToBf(a / l);
+  }
 }
 
 // ---- split planning ------------------------------------------------------------------------
@@ -625,7 +670,7 @@ void LaunchTensorCoreAttention(const uint16_t* qkv, const AttentionMeta& meta,
   }
   if (plan.splits > 1) {
     dim3 rgrid(static_cast<unsigned>(meta.num_seqs), static_cast<unsigned>(p.Hq));
-    TcDecodeReduceKernel<<<rgrid, shape.head_dim, 0, stream>>>(p, shape.head_dim);
+    TcDecodeReduceKernel<<<rgrid, kReduceThreads, 0, stream>>>(p, shape.head_dim);
   }
 }
 

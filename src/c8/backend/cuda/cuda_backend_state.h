@@ -1,0 +1,57 @@
+// The state behind CudaBackend (private to src/c8/backend/cuda): stream, cuBLASLt, workspaces,
+// pinned staging, captured graphs and the sticky first error.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "c8/backend/cuda/cuda_linear.h"
+#include "c8/util/status.h"
+
+namespace c8 {
+
+struct CudaBackendState {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  // Pinned staging for CopyToDevice (so small per-step uploads do not wait for the stream):
+  // two slots used in turn, each reusable once the event of its last copy has completed.
+  struct Staging {
+    void* host = nullptr;
+    size_t bytes = 0;
+    cudaEvent_t done = nullptr;
+    bool pending = false;
+  };
+  Staging staging[2];
+  int next_staging = 0;
+  // Graph capture (cuda_graphs.cpp).
+  bool capturing = false;
+  Status error_before_capture;
+  uint64_t graph_epoch = 1;
+  int64_t next_graph_id = 1;
+  std::map<int64_t, cudaGraphExec_t> graphs;
+  cuda::CublasLtGemm gemm;
+  void* workspace = nullptr;  // attention split-KV partials, grown on demand
+  size_t workspace_bytes = 0;
+  void* sample_buf = nullptr;  // SampleRows: args | penalty | masked | results | work
+  size_t sample_buf_bytes = 0;
+  Status error;  // first error, sticky
+
+  // Records the first failure; returns true when `err` is a success.
+  bool Check(cudaError_t err, const char* what) {
+    if (err == cudaSuccess) return true;
+    if (error.ok()) {
+      error = Error(std::string("cuda backend: ") + what + ": " + cudaGetErrorString(err));
+    }
+    return false;
+  }
+  void Fail(const std::string& msg) {
+    if (error.ok()) error = Error("cuda backend: " + msg);
+  }
+  // Catches launch-configuration errors of the kernel just queued.
+  void CheckLaunch(const char* what) { Check(cudaGetLastError(), what); }
+};
+
+}  // namespace c8
