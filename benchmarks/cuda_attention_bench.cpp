@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <numeric>
 #include <random>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "c8/backend/cuda/cuda_backend.h"
+#include "c8/backend/cuda/cuda_kernels.h"
 
 namespace c8 {
 namespace {
@@ -48,7 +50,10 @@ double MedianMs(CudaBackend& gpu, int warmup, int reps, const std::function<void
 }
 
 // One attention step: S sequences with `cached` tokens each plus `num_new` new tokens.
-Row RunStep(CudaBackend& gpu, KvDType dt, int S, int cached, int num_new, int reps) {
+// dense: the batch is flagged as having no cached keys (AttentionMeta::no_cached_keys), so the
+// backend may hand it to cuDNN's fused attention, as the engine does for PrefillNoCache steps.
+Row RunStep(CudaBackend& gpu, KvDType dt, int S, int cached, int num_new, int reps,
+            bool dense = false) {
   const int Hq = 32, Hkv = 8, D = 128, bs = 16;
   const int ctx = cached + num_new;
   const int blocks_per_seq = (ctx + bs - 1) / bs;
@@ -82,6 +87,7 @@ Row RunStep(CudaBackend& gpu, KvDType dt, int S, int cached, int num_new, int re
   m.max_blocks_per_seq = blocks_per_seq;
   m.max_query_len = num_new;
   m.max_context_len = ctx;
+  m.no_cached_keys = dense && cached == 0;
   m.query_start = dints;
   m.num_cached = dints + S + 1;
   m.block_tables = dints + 2 * S + 1;
@@ -111,15 +117,16 @@ Row RunStep(CudaBackend& gpu, KvDType dt, int S, int cached, int num_new, int re
   Row r;
   char buf[128];
   if (num_new == 1) {
-    snprintf(buf, sizeof buf, "decode %-4s B%-3d L%-6d", std::string(KvDTypeName(dt)).c_str(), S,
-             ctx);
+    snprintf(buf, sizeof buf, "decode %-4s B%-3d L%-6d (%d splits)",
+             std::string(KvDTypeName(dt)).c_str(), S, ctx, cuda::DecodeSplits(m, shape, dt));
     const double bytes =
         double(S) * cached * Hkv * D * 2 * esz + (dt == KvDType::kInt8 ? 4.0 * Hkv * D * 4 : 0.0);
     r = {buf, ms, bytes / (ms * 1e-3) / 1e12, 0.0};
   } else {
     if (cached == 0) {
-      snprintf(buf, sizeof buf, "prefill %s causal T%d (no cache)",
-               std::string(KvDTypeName(dt)).c_str(), num_new);
+      snprintf(buf, sizeof buf, "prefill %s causal %sT%d%s", std::string(KvDTypeName(dt)).c_str(),
+               S > 1 ? (std::to_string(S) + " x ").c_str() : "", num_new,
+               dense ? " (engine path)" : " (c8 kernel)");
     } else {
       snprintf(buf, sizeof buf, "prefill %s T%d after %d cached x%d",
                std::string(KvDTypeName(dt)).c_str(), num_new, cached, S);
@@ -148,18 +155,32 @@ int Main() {
     rows.push_back(RunStep(gpu, dt, 16, 32767, 1, 20));
     rows.push_back(RunStep(gpu, dt, 1, 131071, 1, 30));
   }
+  // Split planner sensitivity at the smallest batch (per-CTA fixed cost in keys).
+  if (std::getenv("C8_BENCH_SPLIT_SWEEP")) {
+    for (int cost : {0, 64, 512, 1024, 2048}) {
+      cuda::SetDecodeCtaCost(cost);
+      rows.push_back(RunStep(gpu, KvDType::kInt8, 1, 131071, 1, 30));
+      rows.back().what += " cost " + std::to_string(cost);
+    }
+    cuda::SetDecodeCtaCost(192);
+  }
+  // PrefillNoCache: the backend's own kernel, then the engine's path (cuDNN when available).
   rows.push_back(RunStep(gpu, KvDType::kBF16, 1, 0, 4096, 5));
   rows.push_back(RunStep(gpu, KvDType::kBF16, 1, 0, 16384, 5));
   rows.push_back(RunStep(gpu, KvDType::kInt8, 1, 0, 4096, 5));
+  rows.push_back(RunStep(gpu, KvDType::kBF16, 1, 0, 4096, 5, true));
+  rows.push_back(RunStep(gpu, KvDType::kBF16, 1, 0, 16384, 5, true));
+  rows.push_back(RunStep(gpu, KvDType::kInt8, 1, 0, 4096, 5, true));
+  rows.push_back(RunStep(gpu, KvDType::kBF16, 8, 0, 1024, 5, true));
   // Chunked prefill / cache hit: 2048 new tokens after a 14336-token int8 / bf16 prefix.
   rows.push_back(RunStep(gpu, KvDType::kInt8, 4, 14336, 2048, 5));
   rows.push_back(RunStep(gpu, KvDType::kBF16, 4, 14336, 2048, 5));
   // Short chunk after a long cached prefix (the prefill kernel's KV split).
   rows.push_back(RunStep(gpu, KvDType::kInt8, 1, 32768, 40, 20));
   rows.push_back(RunStep(gpu, KvDType::kBF16, 1, 32768, 40, 20));
-  std::printf("\n%-40s %10s %10s %10s\n", "case (32q/8kv heads, d128)", "ms", "TB/s", "TFLOP/s");
+  std::printf("\n%-52s %10s %10s %10s\n", "case (32q/8kv heads, d128)", "ms", "TB/s", "TFLOP/s");
   for (const Row& r : rows) {
-    std::printf("%-40s %10.4f %10.3f %10.1f\n", r.what.c_str(), r.ms, r.tbps, r.tflops);
+    std::printf("%-52s %10.4f %10.3f %10.1f\n", r.what.c_str(), r.ms, r.tbps, r.tflops);
   }
   return 0;
 }

@@ -30,3 +30,30 @@ if ! python3 -c "import openai, pytest" >/dev/null 2>&1; then
   python3 -m pip install -q --disable-pip-version-check -r "$req" ||
     python3 -m pip install -q --disable-pip-version-check --break-system-packages -r "$req"
 fi
+
+# cuDNN frontend (header-only C++ graph API) for the cuDNN prefill attention path: fetched from
+# PyPI into .deps/ (ignored, never committed); cmake/cudnn.cmake picks it up when libcudnn is
+# present. Optional: without it the CUDA backend builds without cuDNN.
+CUDNN_FE_VERSION=1.32.0
+CUDNN_FE_DIR="$ROOT/.deps/cudnn_frontend"
+if [[ -x /usr/local/cuda/bin/nvcc ]] || command -v nvcc >/dev/null 2>&1; then
+  if [[ ! -f "$CUDNN_FE_DIR/include/cudnn_frontend.h" ]]; then
+    echo "[c8] fetching cudnn-frontend $CUDNN_FE_VERSION headers into .deps/"
+    wheels="$ROOT/.deps/wheels"
+    mkdir -p "$wheels"
+    whl=""
+    if python3 -m pip download -q --disable-pip-version-check --no-deps \
+         "nvidia-cudnn-frontend==$CUDNN_FE_VERSION" -d "$wheels"; then
+      whl="$(ls "$wheels"/nvidia_cudnn_frontend-"$CUDNN_FE_VERSION"-*.whl 2>/dev/null | head -1 || true)"
+    fi
+    if [[ -n "$whl" ]] && rm -rf "$CUDNN_FE_DIR.tmp" &&
+       unzip -q -o "$whl" 'include/*' -d "$CUDNN_FE_DIR.tmp" &&
+       [[ -f "$CUDNN_FE_DIR.tmp/include/cudnn_frontend.h" ]]; then
+      rm -rf "$CUDNN_FE_DIR"
+      mv "$CUDNN_FE_DIR.tmp" "$CUDNN_FE_DIR"
+    else
+      rm -rf "$CUDNN_FE_DIR.tmp"
+      echo "[c8] warning: could not fetch cudnn-frontend $CUDNN_FE_VERSION; building without cuDNN" >&2
+    fi
+  fi
+fi

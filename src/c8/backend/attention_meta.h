@@ -19,6 +19,9 @@ struct AttentionMeta {
   int32_t max_blocks_per_seq = 0;
   int32_t max_query_len = 0;    // longest run of new tokens of one sequence
   int32_t max_context_len = 0;  // longest num_cached + new tokens
+  // Host fact: no sequence has cached keys (every key is fresh: PrefillNoCache for the whole
+  // batch). Lets a backend use a dense varlen attention (cuDNN) instead of the paged kernels.
+  bool no_cached_keys = false;
   // All pointers are in backend memory (host memory on the CPU backend).
   const int32_t* query_start = nullptr;   // (num_seqs + 1): prefix sums of new tokens
   const int32_t* num_cached = nullptr;    // (num_seqs): tokens already in the cache

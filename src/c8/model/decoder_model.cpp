@@ -266,10 +266,12 @@ Status DecoderModel::ForwardDevice(const ForwardBatch& b, KvCache& cache, Tensor
   meta.num_tokens = static_cast<int32_t>(T);
   meta.block_size = static_cast<int32_t>(cache.spec().block_size);
   meta.max_blocks_per_seq = b.max_blocks_per_seq;
+  meta.no_cached_keys = true;
   for (int64_t s = 0; s < S; ++s) {
     int32_t q = b.query_start[s + 1] - b.query_start[s];
     meta.max_query_len = std::max(meta.max_query_len, q);
     meta.max_context_len = std::max(meta.max_context_len, b.num_cached[s] + q);
+    meta.no_cached_keys = meta.no_cached_keys && b.num_cached[s] == 0;
   }
   meta.query_start = dev + o_qs;
   meta.num_cached = dev + o_nc;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -62,6 +63,7 @@ CudaBackend::CudaBackend(std::unique_ptr<CudaBackendState> state) : s_(std::move
 
 CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(s_->stream);
+  s_->cudnn.reset();
   for (auto& [id, exec] : s_->graphs) cudaGraphExecDestroy(exec);
   for (auto& st : s_->staging) {
     if (st.host) cudaFreeHost(st.host);
@@ -307,7 +309,15 @@ void CudaBackend::Attention(const Tensor& qkv, const AttentionMeta& meta, const 
   if (!IsBf16(qkv) || !IsBf16(out)) return s_->Fail("Attention: qkv and out must be bf16");
   const std::string bad = CheckAttentionShape(shape, cache);
   if (!bad.empty()) return s_->Fail("Attention: " + bad);
-  const size_t need = cuda::PagedAttentionWorkspaceBytes(meta, shape);
+  if (meta.no_cached_keys && meta.max_query_len >= kCudnnMinQueryLen && !s_->capturing &&
+      UseCudnn()) {
+    Result<bool> done = s_->cudnn->Run(
+        Bf16Ptr(qkv), meta.query_start, meta.num_seqs, meta.num_tokens, meta.max_query_len,
+        shape.num_heads, shape.num_kv_heads, shape.head_dim, shape.scale, Bf16Ptr(out), s_->stream);
+    if (!done.ok()) return s_->Fail("Attention (cuDNN prefill): " + done.message());
+    if (*done) return;
+  }
+  const size_t need = cuda::PagedAttentionWorkspaceBytes(meta, shape, cache.dtype);
   if (need > s_->workspace_bytes) {
     if (s_->capturing) {
       return s_->Fail("Attention: the split-KV workspace would grow during graph capture");
@@ -319,12 +329,25 @@ void CudaBackend::Attention(const Tensor& qkv, const AttentionMeta& meta, const 
     }
     s_->workspace = nullptr;
     s_->workspace_bytes = 0;
-    if (!s_->Check(cudaMalloc(&s_->workspace, need * 2), "attention workspace")) return;
-    s_->workspace_bytes = need * 2;
+    // Headroom (and at least 64 MiB) so that graphs of larger batches rarely force a regrowth,
+    // which invalidates every captured graph.
+    const size_t want = std::max<size_t>(need * 2, size_t(64) << 20);
+    if (!s_->Check(cudaMalloc(&s_->workspace, want), "attention workspace")) return;
+    s_->workspace_bytes = want;
   }
   cuda::LaunchPagedAttention(Bf16Ptr(qkv), meta, cache, shape, Bf16Ptr(out), s_->workspace,
                              s_->stream);
   s_->CheckLaunch("Attention");
+}
+
+bool CudaBackend::UseCudnn() {
+  if (s_->cudnn_state < 0) {
+    const char* env = std::getenv("C8_CUDNN_PREFILL");
+    const bool off = env && std::string(env) == "0";
+    s_->cudnn_state = (!off && cuda::CudnnPrefill::Available()) ? 1 : 0;
+    if (s_->cudnn_state == 1) s_->cudnn = std::make_unique<cuda::CudnnPrefill>();
+  }
+  return s_->cudnn_state == 1;
 }
 
 void CudaBackend::GatherRows(const Tensor& x, const int32_t* rows, Tensor& out) {

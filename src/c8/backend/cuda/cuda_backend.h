@@ -79,6 +79,11 @@ class CudaBackend final : public Backend {
   void* stream() const;
 
  private:
+  // PrefillNoCache batches whose longest sequence has at least this many tokens go to cuDNN's
+  // fused attention when it is available (shorter ones: the backend's kernel, no graph builds).
+  static constexpr int32_t kCudnnMinQueryLen = 512;
+  bool UseCudnn();
+
   std::unique_ptr<CudaBackendState> s_;
 };
 

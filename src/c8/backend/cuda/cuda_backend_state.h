@@ -6,8 +6,10 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
+#include "c8/backend/cuda/cuda_cudnn_prefill.h"
 #include "c8/backend/cuda/cuda_linear.h"
 #include "c8/util/status.h"
 
@@ -33,6 +35,10 @@ struct CudaBackendState {
   int64_t next_graph_id = 1;
   std::map<int64_t, cudaGraphExec_t> graphs;
   cuda::CublasLtGemm gemm;
+  // cuDNN fused attention for PrefillNoCache batches (created on first use; absent or
+  // unavailable without cuDNN). Off with C8_CUDNN_PREFILL=0.
+  std::unique_ptr<cuda::CudnnPrefill> cudnn;
+  int cudnn_state = -1;       // -1 unknown, 0 off, 1 on
   void* workspace = nullptr;  // attention split-KV partials, grown on demand
   size_t workspace_bytes = 0;
   void* sample_buf = nullptr;  // SampleRows: args | penalty | masked | results | work

@@ -53,8 +53,13 @@ void LaunchWriteKvCache(const uint16_t* qkv, const AttentionMeta& meta, const At
 
 // Paged attention over a mixed batch (rule in attention_meta.h).
 // qkv (T, (Hq + 2 Hkv) D) bf16 after RoPE; out (T, Hq D) bf16.
-// `workspace` must hold PagedAttentionWorkspaceBytes(meta, shape) bytes.
-size_t PagedAttentionWorkspaceBytes(const AttentionMeta& meta, const AttentionShape& shape);
+// Tuning (benchmarks only): the per-CTA fixed cost, in keys, of the decode split planner
+// (default 192), and the split count it picks for a batch.
+void SetDecodeCtaCost(int keys);
+int DecodeSplits(const AttentionMeta& meta, const AttentionShape& shape, KvDType dtype);
+// `workspace` must hold PagedAttentionWorkspaceBytes(meta, shape, cache dtype) bytes.
+size_t PagedAttentionWorkspaceBytes(const AttentionMeta& meta, const AttentionShape& shape,
+                                    KvDType dtype);
 void LaunchPagedAttention(const uint16_t* qkv, const AttentionMeta& meta, const KvLayerView& cache,
                           const AttentionShape& shape, uint16_t* out, void* workspace,
                           cudaStream_t stream);

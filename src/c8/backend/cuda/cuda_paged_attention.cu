@@ -478,7 +478,7 @@ __global__ void __launch_bounds__(tc::kThreads, kC8 ? 4 : 2) TcDecodeKernel(tc::
     if (p.num_splits == 1) {
       p.out[(int64_t(qstart) * p.Hq + h) * D + d] = ToBf(a / l);
     } else {
-      const int64_t pi = (int64_t(qstart) * p.Hq + h) * p.num_splits + blockIdx.z;
+      const int64_t pi = (int64_t(s) * p.Hq + h) * p.num_splits + blockIdx.z;  // per sequence
       p.part_acc[pi * D + d] = a;
       if (d == 0) {
         p.part_ml[pi * 2] = mx;
@@ -503,7 +503,7 @@ __global__ void __launch_bounds__(kReduceThreads) TcDecodeReduceKernel(tc::TcPar
   const int t = p.query_start[s];
   if (p.query_start[s + 1] - t != 1) return;
   const int n = min(kMaxSplits, (p.num_cached[s] + 1 + p.part_len - 1) / p.part_len);
-  const int64_t base = (int64_t(t) * p.Hq + h) * p.num_splits;
+  const int64_t base = (int64_t(s) * p.Hq + h) * p.num_splits;  // partials are per sequence
   // max over splits
   float mx = kNegBig;
   for (int i = tid; i < n; i += kReduceThreads) mx = fmaxf(mx, p.part_ml[(base + i) * 2]);
@@ -552,6 +552,8 @@ __global__ void __launch_bounds__(kReduceThreads) TcDecodeReduceKernel(tc::TcPar
 }
 
 // ---- split planning ------------------------------------------------------------------------
+
+int g_decode_cta_cost = 192;
 
 struct SplitPlan {
   int splits = 1, part_len = 1;
@@ -610,7 +612,9 @@ int TcDecodeOccupancy(int D, bool c8) {
 
 // Tensor-core decode kernel (bf16 / int8 caches): every CTA streams one part, so the step takes
 // about waves x part (+ a fixed cost per CTA); pick the split count minimizing that, where
-// waves = ceil(CTAs / resident CTA slots).
+// waves = ceil(CTAs / resident CTA slots). For a given wave count the best split count is the
+// largest that still fits in it, so only those candidates (one per wave count, a few) are
+// evaluated: this runs on the host for every layer of every eager step.
 SplitPlan PlanTcSplits(const AttentionMeta& meta, const AttentionShape& shape, bool c8) {
   const int G = shape.num_heads / shape.num_kv_heads;
   const int head_tiles = (G + kDecodeRows - 1) / kDecodeRows;
@@ -618,21 +622,25 @@ SplitPlan PlanTcSplits(const AttentionMeta& meta, const AttentionShape& shape, b
       std::max<int64_t>(1, int64_t(meta.num_seqs) * shape.num_kv_heads * head_tiles);
   const int64_t slots = int64_t(NumSms()) * TcDecodeOccupancy(shape.head_dim, c8);
   const int ctx = std::max(1, meta.max_context_len);
-  constexpr int kCtaCost = 192;  // keys' worth of prologue / merge / reduce per CTA
+  const int kCtaCost = g_decode_cta_cost;  // keys' worth of prologue / merge / reduce per CTA
+  const int max_splits = std::max(1, std::min(kMaxSplits, (ctx + 255) / 256));
   SplitPlan best;
   int64_t best_cost = -1;
-  const int max_splits = std::min(512, (ctx + 255) / 256);
-  for (int s = 1; s <= std::max(1, max_splits); ++s) {
-    const int part = ((ctx + s - 1) / s + tc::kTileKeys - 1) / tc::kTileKeys * tc::kTileKeys;
+  auto consider = [&](int64_t want) {
+    const int sp = static_cast<int>(std::clamp<int64_t>(want, 1, max_splits));
+    const int part = ((ctx + sp - 1) / sp + tc::kTileKeys - 1) / tc::kTileKeys * tc::kTileKeys;
     const int splits = (ctx + part - 1) / part;
     const int64_t waves = (work * splits + slots - 1) / slots;
     const int64_t cost = waves * (part + kCtaCost);
-    if (best_cost < 0 || cost < best_cost) {
+    if (best_cost < 0 || cost < best_cost || (cost == best_cost && splits < best.splits)) {
       best_cost = cost;
       best.splits = splits;
       best.part_len = part;
     }
-  }
+  };
+  consider(1);
+  consider(max_splits);
+  for (int64_t w = 1; w <= 16; ++w) consider(w * slots / work);
   return best;
 }
 
@@ -658,7 +666,7 @@ void LaunchTensorCoreAttention(const uint16_t* qkv, const AttentionMeta& meta,
   p.head_tiles = (p.G + kDecodeRows - 1) / kDecodeRows;
   p.num_splits = plan.splits;
   p.part_len = plan.part_len;
-  const size_t parts = size_t(meta.num_tokens) * shape.num_heads * plan.splits;
+  const size_t parts = size_t(meta.num_seqs) * shape.num_heads * plan.splits;
   p.part_ml = static_cast<float*>(workspace);
   p.part_acc = plan.splits > 1 ? static_cast<float*>(workspace) + parts * 2 : nullptr;
   dim3 grid(static_cast<unsigned>(meta.num_seqs), static_cast<unsigned>(p.Hkv * p.head_tiles),
@@ -676,11 +684,23 @@ void LaunchTensorCoreAttention(const uint16_t* qkv, const AttentionMeta& meta,
 
 }  // namespace
 
-size_t PagedAttentionWorkspaceBytes(const AttentionMeta& meta, const AttentionShape& shape) {
-  // The cache dtype is not known here: room for whichever kernel needs more.
-  const int splits =
-      std::max({PlanSplits(meta, shape).splits, PlanTcSplits(meta, shape, true).splits,
-                PlanTcSplits(meta, shape, false).splits});
+void SetDecodeCtaCost(int keys) {
+  g_decode_cta_cost = std::max(0, keys);
+}
+int DecodeSplits(const AttentionMeta& meta, const AttentionShape& shape, KvDType dtype) {
+  return PlanTcSplits(meta, shape, dtype == KvDType::kInt8).splits;
+}
+
+size_t PagedAttentionWorkspaceBytes(const AttentionMeta& meta, const AttentionShape& shape,
+                                    KvDType dtype) {
+  if (dtype != KvDType::kF32 && (shape.head_dim == 64 || shape.head_dim == 128)) {
+    // Tensor-core decode: partials per decode sequence (S, Hq, splits, D + 2).
+    const int splits = PlanTcSplits(meta, shape, dtype == KvDType::kInt8).splits;
+    if (splits <= 1) return 0;
+    return size_t(meta.num_seqs) * shape.num_heads * splits * (shape.head_dim + 2) * 4;
+  }
+  // CUDA-core kernel: partials per token (T, Hq, splits, D + 2).
+  const int splits = PlanSplits(meta, shape).splits;
   if (splits <= 1) return 0;
   return size_t(meta.num_tokens) * shape.num_heads * splits * (shape.head_dim + 2) * 4;
 }
