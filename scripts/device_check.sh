@@ -33,7 +33,10 @@ if ! cmake -S "$ROOT" -B "$BUILD" -G "$gen" -DC8_BACKENDS_ONLY=ON -DC8_CUDA=ON \
   printf '%s\n' "${summary[@]}"
   exit 1
 fi
-if ! cmake --build "$BUILD" --target backend_cuda_tests cuda_attention_bench -j16 \
+note "$(grep -m1 -o 'c8: cuDNN prefill [A-Z]*.*' "$OUT/configure.log" || echo 'c8: cuDNN prefill: unknown')"
+targets=(backend_cuda_tests cuda_attention_bench)
+grep -q "cuDNN prefill ON" "$OUT/configure.log" && targets+=(cudnn_prefill_bench)
+if ! cmake --build "$BUILD" --target "${targets[@]}" -j16 \
      > "$OUT/build.log" 2>&1; then
   grep -E "error|Error" "$OUT/build.log" | head -30
   note "build: FAILED (see build.log)"
@@ -52,8 +55,8 @@ if [ "${C8_SKIP_MEMCHECK:-0}" != "1" ]; then
   san="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
   if [ -x "$san" ]; then
     t0=$(date +%s)
-    C8_CUDA_QUICK=1 timeout 150 "$san" --tool memcheck --error-exitcode 7 \
-      "$BUILD/backend_cuda_tests" --gtest_filter='CudaOps.*:CudaPagedAttention.AllStates*' \
+    C8_CUDA_QUICK=1 timeout 240 "$san" --tool memcheck --error-exitcode 7 \
+      "$BUILD/backend_cuda_tests" --gtest_filter="${C8_MEMCHECK_FILTER:-CudaOps.*:CudaPagedAttention.AllStates*:CudnnPrefill.Ragged*}" \
       > "$OUT/memcheck.log" 2>&1
     mrc=$?
     tail -5 "$OUT/memcheck.log"
@@ -65,6 +68,10 @@ fi
 
 timeout 200 "$BUILD/cuda_attention_bench" > "$OUT/bench.log" 2>&1
 note "bench: rc=$?"
+if [ -x "$BUILD/cudnn_prefill_bench" ]; then
+  timeout 120 "$BUILD/cudnn_prefill_bench" > "$OUT/cudnn_bench.log" 2>&1
+  note "cudnn prefill bench: rc=$?"
+fi
 
 # Peers on the same GPU and shapes: PyTorch SDPA bf16 decode on contiguous K/V (GQA) and SDPA
 # causal prefill (flash, cuDNN when available). Skipped when torch is absent.
@@ -75,5 +82,6 @@ fi
 echo
 echo "================ summary ================"
 printf '%s\n' "${summary[@]}"
-grep -A20 "^case" "$OUT/bench.log"
+grep -A30 "^case" "$OUT/bench.log"
+tail -6 "$OUT/cudnn_bench.log" 2>/dev/null
 grep -A20 "^peer" "$OUT/sdpa.log" 2>/dev/null || tail -3 "$OUT/sdpa.log" 2>/dev/null

@@ -5,12 +5,15 @@ Prints a table: case, ms, TB/s (decode: K+V bytes / time), TFLOP/s (prefill: cau
 import torch, torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 dev = "cuda"
-def med(fn, reps):
+def med(fn, reps, inner=1):
+    """Median over reps of (inner back-to-back calls) / inner, like cuda_attention_bench."""
     for _ in range(3): fn()
     ts = []
     for _ in range(reps):
         a, b = torch.cuda.Event(True), torch.cuda.Event(True)
-        a.record(); fn(); b.record(); b.synchronize(); ts.append(a.elapsed_time(b))
+        a.record()
+        for _ in range(inner): fn()
+        b.record(); b.synchronize(); ts.append(a.elapsed_time(b) / inner)
     return sorted(ts)[len(ts) // 2]
 rows = []
 for B, L in ((64, 4096), (16, 32768), (1, 131072)):
@@ -18,8 +21,11 @@ for B, L in ((64, 4096), (16, 32768), (1, 131072)):
     k = torch.randn(B, 8, L, 128, device=dev, dtype=torch.bfloat16)
     v = torch.randn_like(k)
     try:
-        ms = med(lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True), 20)
+        fn = lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+        ms = med(fn, 20)
         rows.append((f"sdpa bf16 decode B{B} L{L} (gqa)", ms, 2 * k.numel() * 2 / ms / 1e9, 0.0))
+        ms = med(fn, 10, 10)
+        rows.append((f"sdpa bf16 decode B{B} L{L} (gqa) b2b", ms, 2 * k.numel() * 2 / ms / 1e9, 0.0))
     except Exception as e:
         rows.append((f"sdpa bf16 decode B{B} L{L}: {type(e).__name__}", 0, 0, 0))
     del q, k, v
