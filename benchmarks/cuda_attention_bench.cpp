@@ -14,6 +14,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "c8/backend/cuda/cuda_backend.h"
@@ -163,6 +164,13 @@ int Main() {
     rows.push_back(RunStep(gpu, dt, 16, 32767, 1, 20));
     rows.push_back(RunStep(gpu, dt, 1, 131071, 1, 30));
   }
+  // C8 decode with the 16-row head tile instead of the swapped tile step (groups <= 8).
+  cuda::SetDecodeSwap(false);
+  for (auto [S, L] : {std::pair{64, 4095}, std::pair{16, 32767}, std::pair{1, 131071}}) {
+    rows.push_back(RunStep(gpu, KvDType::kInt8, S, L, 1, 30));
+    rows.back().what += " 16-row";
+  }
+  cuda::SetDecodeSwap(true);
   // Split planner sensitivity at the smallest batch (per-CTA fixed cost in keys).
   if (std::getenv("C8_BENCH_SPLIT_SWEEP")) {
     for (int cost : {0, 64, 512, 1024, 2048}) {

@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "c8/backend/cpu/cpu_attention.h"
+#include "c8/backend/cuda/cuda_kernels.h"
 #include "c8/kv/c8_quant.h"
 #include "cuda_test_util.h"
 
@@ -252,6 +253,19 @@ TEST(CudaPagedAttention, LongContextsAndLargeGroups) {
     const Config llama{dt, 32, 8, 128, 16};
     EXPECT_LT(RunCase(*gpu, pool, b64, llama, seed++), 1e-2) << Describe(b64, llama);
   }
+  // C8 decode with groups <= 8 takes the swapped tile step; the 16-row head tile (used for
+  // larger groups) must stay right for them too.
+  for (bool swap : {false, true}) {
+    cuda::SetDecodeSwap(swap);
+    for (int G : {1, 3, 8}) {
+      for (int D : {64, 128}) {
+        const Config f{KvDType::kInt8, 2 * G, 2, D, 16};
+        EXPECT_LT(RunCase(*gpu, pool, cases[0], f, seed++), 1e-2)
+            << Describe(cases[0], f) << (swap ? " swapped" : " 16-row tile");
+      }
+    }
+  }
+  cuda::SetDecodeSwap(true);
 }
 
 }  // namespace

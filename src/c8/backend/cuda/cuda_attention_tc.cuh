@@ -338,6 +338,158 @@ __device__ __forceinline__ void C8ToReal(WarpState<D>& st, const float* vs, cons
   }
 }
 
+// ---- swapped decode tile (C8 caches, groups of <= 8 query heads) --------------------------
+// S^T = K Q^T with the 16 keys of a warp's block as the m16 rows and the (up to 8) heads as the
+// n8 columns, then O^T = V^T P^T with 16 dims per m-tile: a 16-key block costs D/16 + D/16
+// mma (instead of 2 D/16 + D/8 with the heads padded to 16 rows), and the softmax works on 4
+// values per lane instead of 8. P^T's B fragments come from S^T's accumulators through
+// movmatrix (8x8 b16 transpose in registers). K and V bytes are read and converted exactly as
+// in ProcessTile (same swizzle, same 1152-bias fp16 trick).
+//
+// O^T accumulator m-tile i: rows g / g + 8 = dims VDim(g, 2i) / VDim(g, 2i + 1), columns
+// 2c / 2c + 1 = heads; m, l: heads 2c (index 0) and 2c + 1 (1), m uniform over g, l lane-partial.
+template <int D>
+struct SwapState {
+  float o[D / 16][4];
+  float m[2], l[2];
+};
+
+__device__ __forceinline__ uint32_t MovTrans(uint32_t x) {
+  uint32_t y;
+  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(y) : "r"(x));
+  return y;
+}
+
+// One warp over keys [key0, key0 + 16) of a staged int8 tile. qb[ks]: Q^T B fragments of head
+// g (b0, b1 of k-step ks, permuted like K); qh: the C8 offsets of heads 2c, 2c + 1 (log2 domain);
+// keys with tile index >= lim are masked.
+template <int D>
+__device__ __forceinline__ void ProcessTileSwapped(const uint8_t* kt, const uint8_t* vt, int key0,
+                                                   const uint32_t (&qb)[D / 16][2],
+                                                   const float (&qh)[2], float scale_log2, int lim,
+                                                   SwapState<D>& st) {
+  constexpr int kRB = D;
+  const int lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+  // S^T (16 keys x 8 heads): this lane (key g | g + 8, heads 2c, 2c + 1).
+  float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  {
+    constexpr int kChunks = D / 4 / 16;
+    uint32_t kw[2][kChunks * 4];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+#pragma unroll
+      for (int i = 0; i < kChunks; ++i) {
+        const uint4 v =
+            *reinterpret_cast<const uint4*>(kt + Swz<kRB>(key0 + 8 * r + g, c * kChunks + i));
+        kw[r][4 * i] = v.x, kw[r][4 * i + 1] = v.y, kw[r][4 * i + 2] = v.z, kw[r][4 * i + 3] = v.w;
+      }
+    }
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {
+      const uint32_t x0 = kw[0][ks] ^ 0x80808080u, x1 = kw[1][ks] ^ 0x80808080u;
+      const uint32_t a[4] = {Prmt(x0, kHalfMagic, 0x5140), Prmt(x1, kHalfMagic, 0x5140),
+                             Prmt(x0, kHalfMagic, 0x7362), Prmt(x1, kHalfMagic, 0x7362)};
+      Mma<true>(s, a, qb[ks][0], qb[ks][1]);
+    }
+  }
+  // Online softmax per head (column), log2 domain.
+  const bool masked = lim < key0 + 16;
+  float mx[2] = {st.m[0], st.m[1]};
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    float x = fmaf(s[e], scale_log2, -qh[e & 1]);
+    if (masked) x = key0 + 8 * (e >> 1) + g < lim ? x : -INFINITY;
+    s[e] = x;
+    mx[e & 1] = fmaxf(mx[e & 1], x);
+  }
+  float alpha[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 4));
+    mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 8));
+    mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 16));
+    alpha[h] = Ex2(st.m[h] - mx[h]);
+    st.m[h] = mx[h];
+    st.l[h] *= alpha[h];
+  }
+#pragma unroll
+  for (int i = 0; i < D / 16; ++i) {
+    st.o[i][0] *= alpha[0], st.o[i][1] *= alpha[1];
+    st.o[i][2] *= alpha[0], st.o[i][3] *= alpha[1];
+  }
+  // P (fp16; the sums use the same rounded values the mma sees), then P^T B fragments.
+  const __half2 p0 = __floats2half2_rn(Ex2(s[0] - mx[0]), Ex2(s[1] - mx[1]));  // key g
+  const __half2 p1 = __floats2half2_rn(Ex2(s[2] - mx[0]), Ex2(s[3] - mx[1]));  // key g + 8
+  {
+    const float2 f0 = __half22float2(p0), f1 = __half22float2(p1);
+    st.l[0] += f0.x + f1.x;
+    st.l[1] += f0.y + f1.y;
+  }
+  const uint32_t b0 = MovTrans(*reinterpret_cast<const uint32_t*>(&p0));  // head g, keys 2c, 2c+1
+  const uint32_t b1 = MovTrans(*reinterpret_cast<const uint32_t*>(&p1));  // keys 2c+8, 2c+9
+  // O^T += V^T P^T: keys 2c, 2c + 1, 2c + 8, 2c + 9 of the block; dims VDim(g, j).
+  const int kb = key0 + 2 * c;
+  const int keys[4] = {kb, kb + 1, kb + 8, kb + 9};
+  constexpr int kGroups = D / 64;
+  uint32_t vw[4][kGroups * 2];
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+#pragma unroll
+    for (int h = 0; h < kGroups; ++h) {
+      const uint2 v =
+          *reinterpret_cast<const uint2*>(vt + Swz<kRB>(keys[k], 4 * h + g / 2) + 8 * (g & 1));
+      vw[k][2 * h] = v.x ^ 0x80808080u;
+      vw[k][2 * h + 1] = v.y ^ 0x80808080u;
+    }
+  }
+#pragma unroll
+  for (int w = 0; w < kGroups * 2; ++w) {  // word w = dims j = 4w .. 4w + 3: m-tiles 2w, 2w + 1
+    const uint32_t lo0 = Prmt(vw[0][w], vw[1][w], 0x5140), hi0 = Prmt(vw[0][w], vw[1][w], 0x7362);
+    const uint32_t lo1 = Prmt(vw[2][w], vw[3][w], 0x5140), hi1 = Prmt(vw[2][w], vw[3][w], 0x7362);
+    const uint32_t a0[4] = {
+        Unbias(Prmt(lo0, kHalfMagic, 0x5140)), Unbias(Prmt(lo0, kHalfMagic, 0x7362)),
+        Unbias(Prmt(lo1, kHalfMagic, 0x5140)), Unbias(Prmt(lo1, kHalfMagic, 0x7362))};
+    Mma<true>(st.o[2 * w], a0, b0, b1);
+    const uint32_t a1[4] = {
+        Unbias(Prmt(hi0, kHalfMagic, 0x5140)), Unbias(Prmt(hi0, kHalfMagic, 0x7362)),
+        Unbias(Prmt(hi1, kHalfMagic, 0x5140)), Unbias(Prmt(hi1, kHalfMagic, 0x7362))};
+    Mma<true>(st.o[2 * w + 1], a1, b0, b1);
+  }
+}
+
+// Swapped C8 accumulators -> real values (o = s_v (o - o_v l)) written to the decode merge
+// buffers: sm_o (4 warps, 16 rows, D) row = head, sm_ml (4, 16, 2) = (max, sum).
+template <int D>
+__device__ __forceinline__ void SwapToShared(SwapState<D>& st, const float* vs, const float* vo,
+                                             float* sm_o, float* sm_ml, int warp) {
+  const int lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+  float lf[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    lf[h] = st.l[h];
+    lf[h] += __shfl_xor_sync(0xffffffffu, lf[h], 4);
+    lf[h] += __shfl_xor_sync(0xffffffffu, lf[h], 8);
+    lf[h] += __shfl_xor_sync(0xffffffffu, lf[h], 16);
+  }
+  float* o0 = sm_o + (warp * 16 + 2 * c) * D;
+  float* o1 = o0 + D;
+#pragma unroll
+  for (int i = 0; i < D / 16; ++i) {
+    const int da = VDim(g, 2 * i), db = VDim(g, 2 * i + 1);
+    const float sa = vs[da], oa = vo[da], sb = vs[db], ob = vo[db];
+    o0[da] = sa * (st.o[i][0] - oa * lf[0]);
+    o1[da] = sa * (st.o[i][1] - oa * lf[1]);
+    o0[db] = sb * (st.o[i][2] - ob * lf[0]);
+    o1[db] = sb * (st.o[i][3] - ob * lf[1]);
+  }
+  if (g == 0) {
+    sm_ml[(warp * 16 + 2 * c) * 2] = st.m[0];
+    sm_ml[(warp * 16 + 2 * c) * 2 + 1] = lf[0];
+    sm_ml[(warp * 16 + 2 * c + 1) * 2] = st.m[1];
+    sm_ml[(warp * 16 + 2 * c + 1) * 2 + 1] = lf[1];
+  }
+}
+
 // Stages tile keys [0, 64) of K and V into `kd`, `vd` (RB-byte rows). off(key) is the byte
 // offset of the row in both kbase and vbase, or -1 for a zero row.
 template <int RB, typename RowOff>

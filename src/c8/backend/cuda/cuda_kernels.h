@@ -56,6 +56,9 @@ void LaunchWriteKvCache(const uint16_t* qkv, const AttentionMeta& meta, const At
 // Tuning (benchmarks only): the per-CTA fixed cost, in keys, of the decode split planner
 // (default 192), and the split count it picks for a batch.
 void SetDecodeCtaCost(int keys);
+// C8 decode with groups <= 8 uses the swapped tile step (keys as mma rows); false = the 16-row
+// head tile of the other dtypes (benchmarks and tests compare the two).
+void SetDecodeSwap(bool on);
 int DecodeSplits(const AttentionMeta& meta, const AttentionShape& shape, KvDType dtype);
 // `workspace` must hold PagedAttentionWorkspaceBytes(meta, shape, cache dtype) bytes.
 size_t PagedAttentionWorkspaceBytes(const AttentionMeta& meta, const AttentionShape& shape,

@@ -354,7 +354,9 @@ __host__ __device__ constexpr int DecodeSmemBytes() {
 // one new token), kv head y / head_tiles, query heads [16 (y % head_tiles), +16) of its group,
 // keys [z part_len, (z + 1) part_len) of the context; cached keys through the mma tiles, the
 // token's own (fresh) key in fp32 by the CTA whose split ends the context.
-template <int D, bool kC8>
+// kSwap (C8, G <= 8): the swapped tile step (ProcessTileSwapped: keys as mma rows, heads as
+// columns), half the mma and softmax work of the 16-row head tile.
+template <int D, bool kC8, bool kSwap = false>
 __global__ void __launch_bounds__(tc::kThreads, kC8 ? 4 : 2) TcDecodeKernel(tc::TcParams p) {
   using namespace tc;
   constexpr int kStages = DecodeStages<D, kC8>();
@@ -394,13 +396,27 @@ __global__ void __launch_bounds__(tc::kThreads, kC8 ? 4 : 2) TcDecodeKernel(tc::
   const float* ks = p.ks ? p.ks + kvh * D : nullptr;
   const float* ko = p.ko ? p.ko + kvh * D : nullptr;
   LoadQ<D, kC8>(g < nh ? tok_row + int64_t(h0 + g) * D : nullptr,
-                g + 8 < nh ? tok_row + int64_t(h0 + g + 8) * D : nullptr, ks, ko, p.scale_log2, qa,
-                qoff);
+                !kSwap && g + 8 < nh ? tok_row + int64_t(h0 + g + 8) * D : nullptr, ks, ko,
+                p.scale_log2, qa, qoff);
   WarpState<D> st;
+  SwapState<D> sw;
+  uint32_t qb[D / 16][2];
+  float qh[2];
+  if constexpr (kSwap) {
 #pragma unroll
-  for (int r = 0; r < 2; ++r) st.m[r] = kNegBig, st.l[r] = 0.0f;
+    for (int k = 0; k < D / 16; ++k) qb[k][0] = qa[k][0], qb[k][1] = qa[k][2];
+    qh[0] = __shfl_sync(0xffffffffu, qoff[0], 8 * c);  // head 2c lives in lanes 4 (2c) + *
+    qh[1] = __shfl_sync(0xffffffffu, qoff[0], 8 * c + 4);
 #pragma unroll
-  for (int j = 0; j < D / 8; ++j) st.o[j][0] = st.o[j][1] = st.o[j][2] = st.o[j][3] = 0.0f;
+    for (int r = 0; r < 2; ++r) sw.m[r] = kNegBig, sw.l[r] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < D / 16; ++i) sw.o[i][0] = sw.o[i][1] = sw.o[i][2] = sw.o[i][3] = 0.0f;
+  } else {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) st.m[r] = kNegBig, st.l[r] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) st.o[j][0] = st.o[j][1] = st.o[j][2] = st.o[j][3] = 0.0f;
+  }
 
 #pragma unroll
   for (int t = 0; t < kStages - 1; ++t) {
@@ -414,20 +430,29 @@ __global__ void __launch_bounds__(tc::kThreads, kC8 ? 4 : 2) TcDecodeKernel(tc::
     CpAsyncCommit();
     const uint8_t* kt = smem + (t % kStages) * 2 * kTileBytes;
     const int left = ce - (j0 + t * kTileKeys);
-    const int lim[2] = {left, left};
-    ProcessTile<D, kC8, kTileKeys / 4>(kt, kt + kTileBytes, warp * (kTileKeys / 4), qa, qoff,
-                                       p.scale_log2, lim, st);
+    if constexpr (kSwap) {
+      ProcessTileSwapped<D>(kt, kt + kTileBytes, warp * (kTileKeys / 4), qb, qh, p.scale_log2, left,
+                            sw);
+    } else {
+      const int lim[2] = {left, left};
+      ProcessTile<D, kC8, kTileKeys / 4>(kt, kt + kTileBytes, warp * (kTileKeys / 4), qa, qoff,
+                                         p.scale_log2, lim, st);
+    }
   }
   CpAsyncWait<0>();
   __syncthreads();  // the ring is reused below
 
   // Merge the 4 warps (and the fresh key) through shared memory.
-  if constexpr (kC8) C8ToReal<D>(st, p.vs + kvh * D, p.vo + kvh * D);
   float* sm_o = reinterpret_cast<float*>(smem);   // (4, 16, D)
   float* sm_ml = sm_o + 4 * kDecodeRows * D;      // (4, 16, 2)
   float* sm_fresh = sm_ml + 4 * kDecodeRows * 2;  // (16): fresh score, log2 domain
+  if constexpr (kSwap) {
+    SwapToShared<D>(sw, p.vs + kvh * D, p.vo + kvh * D, sm_o, sm_ml, warp);
+  } else {
+    if constexpr (kC8) C8ToReal<D>(st, p.vs + kvh * D, p.vo + kvh * D);
+  }
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
+  for (int r = 0; r < 2 && !kSwap; ++r) {
     float l = st.l[r];
     l += __shfl_xor_sync(0xffffffffu, l, 1);
     l += __shfl_xor_sync(0xffffffffu, l, 2);
@@ -554,6 +579,7 @@ __global__ void __launch_bounds__(kReduceThreads) TcDecodeReduceKernel(tc::TcPar
 // ---- split planning ------------------------------------------------------------------------
 
 int g_decode_cta_cost = 192;
+bool g_decode_swap = true;
 
 struct SplitPlan {
   int splits = 1, part_len = 1;
@@ -649,10 +675,20 @@ void LaunchTyped(const AttnParams& p, dim3 grid, cudaStream_t stream) {
   SplitKvAttentionKernel<D, T><<<grid, kThreads, 0, stream>>>(p);
 }
 
-template <int D, bool kC8>
+template <int D, bool kC8, bool kSwap = false>
 void LaunchTcDecode(const tc::TcParams& p, dim3 grid, cudaStream_t stream) {
-  TcDecodeOccupancy<D, kC8>();  // sets the shared-memory attribute once
-  TcDecodeKernel<D, kC8><<<grid, tc::kThreads, DecodeSmemBytes<D, kC8>(), stream>>>(p);
+  constexpr int kSmem = DecodeSmemBytes<D, kC8>();
+  if constexpr (kSwap) {
+    static const bool once = [] {
+      cudaFuncSetAttribute(TcDecodeKernel<D, kC8, true>,
+                           cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+      return true;
+    }();
+    (void)once;
+  } else {
+    TcDecodeOccupancy<D, kC8>();  // sets the shared-memory attribute once
+  }
+  TcDecodeKernel<D, kC8, kSwap><<<grid, tc::kThreads, kSmem, stream>>>(p);
 }
 
 void LaunchTensorCoreAttention(const uint16_t* qkv, const AttentionMeta& meta,
@@ -671,10 +707,15 @@ void LaunchTensorCoreAttention(const uint16_t* qkv, const AttentionMeta& meta,
   p.part_acc = plan.splits > 1 ? static_cast<float*>(workspace) + parts * 2 : nullptr;
   dim3 grid(static_cast<unsigned>(meta.num_seqs), static_cast<unsigned>(p.Hkv * p.head_tiles),
             static_cast<unsigned>(plan.splits));
+  const bool swap = c8 && p.G <= 8 && g_decode_swap;
   if (shape.head_dim == 128) {
-    c8 ? LaunchTcDecode<128, true>(p, grid, stream) : LaunchTcDecode<128, false>(p, grid, stream);
+    swap ? LaunchTcDecode<128, true, true>(p, grid, stream)
+    : c8 ? LaunchTcDecode<128, true>(p, grid, stream)
+         : LaunchTcDecode<128, false>(p, grid, stream);
   } else {
-    c8 ? LaunchTcDecode<64, true>(p, grid, stream) : LaunchTcDecode<64, false>(p, grid, stream);
+    swap ? LaunchTcDecode<64, true, true>(p, grid, stream)
+    : c8 ? LaunchTcDecode<64, true>(p, grid, stream)
+         : LaunchTcDecode<64, false>(p, grid, stream);
   }
   if (plan.splits > 1) {
     dim3 rgrid(static_cast<unsigned>(meta.num_seqs), static_cast<unsigned>(p.Hq));
@@ -686,6 +727,9 @@ void LaunchTensorCoreAttention(const uint16_t* qkv, const AttentionMeta& meta,
 
 void SetDecodeCtaCost(int keys) {
   g_decode_cta_cost = std::max(0, keys);
+}
+void SetDecodeSwap(bool on) {
+  g_decode_swap = on;
 }
 int DecodeSplits(const AttentionMeta& meta, const AttentionShape& shape, KvDType dtype) {
   return PlanTcSplits(meta, shape, dtype == KvDType::kInt8).splits;
