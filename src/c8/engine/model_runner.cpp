@@ -1,6 +1,7 @@
 #include "c8/engine/model_runner.h"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace c8 {
 
@@ -39,7 +40,13 @@ void ModelRunner::BuildBatch(const SchedulerOutput& out, ForwardBatch& b, StepLo
 
 Status ModelRunner::Run(const SchedulerOutput& out, StepLogits& sl) {
   BuildBatch(out, batch_, sl);
-  return model_.ForwardDevice(batch_, cache_, &sl.device);
+  Status st = model_.ForwardDevice(batch_, cache_, &sl.device);
+  if (!graph_warned_ && !model_.graph_error().empty()) {
+    graph_warned_ = true;  // the model keeps serving eagerly; say why once
+    std::fprintf(stderr, "c8: CUDA graphs turned off (decode steps run eagerly): %s\n",
+                 model_.graph_error().c_str());
+  }
+  return st;
 }
 
 }  // namespace c8

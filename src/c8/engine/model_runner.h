@@ -28,6 +28,7 @@ class ModelRunner {
   DecoderModel& model_;
   KvCache& cache_;
   ForwardBatch batch_;
+  bool graph_warned_ = false;
 };
 
 }  // namespace c8
