@@ -171,15 +171,6 @@ int Main() {
     rows.back().what += " 16-row";
   }
   cuda::SetDecodeSwap(true);
-  // Split planner sensitivity at the smallest batch (per-CTA fixed cost in keys).
-  if (std::getenv("C8_BENCH_SPLIT_SWEEP")) {
-    for (int cost : {0, 64, 512, 1024, 2048}) {
-      cuda::SetDecodeCtaCost(cost);
-      rows.push_back(RunStep(gpu, KvDType::kInt8, 1, 131071, 1, 30));
-      rows.back().what += " cost " + std::to_string(cost);
-    }
-    cuda::SetDecodeCtaCost(192);
-  }
   // PrefillNoCache: the backend's own kernel, then the engine's path (cuDNN when available).
   rows.push_back(RunStep(gpu, KvDType::kBF16, 1, 0, 4096, 5));
   rows.push_back(RunStep(gpu, KvDType::kBF16, 1, 0, 16384, 5));

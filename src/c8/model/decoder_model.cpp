@@ -301,10 +301,6 @@ int32_t NextPow2(int32_t n) {
 
 }  // namespace
 
-int32_t DecoderModel::GraphBucket(int32_t batch) const {
-  return BucketOf(batch);
-}
-
 void DecoderModel::EnableGraphs(int32_t max_batch) {
   DestroyGraphs();
   backend_.Free(graph_meta_);

@@ -89,7 +89,6 @@ class DecoderModel {
                  const int32_t* rows, int64_t T, int64_t R, KvCache& cache, Tensor* logits);
   // Decode step through a graph; false (nothing queued) when the batch does not qualify.
   Result<bool> ForwardGraph(const ForwardBatch& batch, KvCache& cache, Tensor* logits);
-  int32_t GraphBucket(int32_t batch) const;
   void DestroyGraphs();
   void* Track(void* p) {
     owned_.push_back(p);

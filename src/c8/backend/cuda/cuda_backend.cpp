@@ -97,10 +97,10 @@ void CudaBackend::Free(void* ptr) {
   s_->Check(cudaFree(ptr), "cudaFree");
 }
 
-// Pageable sources are staged by the driver before the call returns, so the caller may reuse
-// `src` at once; the copy is ordered after earlier ops on the stream.
+// The copy is ordered after earlier ops on the stream and the caller may reuse `src` at once.
 // Copies up to kStagedCopyMax bytes go through a pinned staging slot, so the call returns without
-// waiting for the work queued before it (a pageable source can make the driver wait).
+// waiting for the work queued before it (a pageable source can make the driver wait); larger
+// ones (weights at load time) are staged by the driver.
 void CudaBackend::CopyToDevice(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   constexpr size_t kStagedCopyMax = 64u << 20;

@@ -237,42 +237,37 @@ struct CudnnPrefill::Impl {
     return Status::Ok();
   }
 
-  Status GrowMeta(int64_t batch, cudaStream_t stream) {
-    if (batch <= meta_batch) return Status::Ok();
-    if (meta) {
-      C8_RETURN_IF_ERROR(DrainFor(stream, "metadata buffer"));
-      cudaFree(meta);
-      meta = nullptr;
-      meta_batch = 0;
+  // Grows `buf` (holding `have` units) to `want` units of `bytes_for(want)` bytes; the old
+  // buffer is freed only after the work that may still read it.
+  template <typename BytesFor>
+  Status Grow(void*& buf, int64_t& have, int64_t want, BytesFor bytes_for, const char* what,
+              cudaStream_t stream) {
+    if (want <= have) return Status::Ok();
+    if (buf) {
+      C8_RETURN_IF_ERROR(DrainFor(stream, what));
+      cudaFree(buf);
+      buf = nullptr;
+      have = 0;
     }
-    const size_t bytes = MetaBytes(batch);
-    cudaError_t e = cudaMalloc(&meta, bytes);
+    const size_t bytes = bytes_for(want);
+    cudaError_t e = cudaMalloc(&buf, bytes);
     if (e != cudaSuccess) {
-      meta = nullptr;
-      return Error("cudnn prefill: cannot allocate " + std::to_string(bytes) +
-                   " bytes of sequence metadata for b=" + std::to_string(batch) + ": " +
-                   CudaMessage(e));
+      buf = nullptr;
+      return Error("cudnn prefill: cannot allocate " + std::to_string(bytes) + " bytes for the " +
+                   what + ": " + CudaMessage(e));
     }
-    meta_batch = batch;
+    have = want;
     return Status::Ok();
   }
-
+  Status GrowMeta(int64_t batch, cudaStream_t stream) {
+    return Grow(
+        meta, meta_batch, batch, [](int64_t b) { return MetaBytes(b); }, "sequence metadata",
+        stream);
+  }
   Status GrowWorkspace(int64_t bytes, cudaStream_t stream) {
-    if (bytes <= workspace_bytes) return Status::Ok();
-    if (workspace) {
-      C8_RETURN_IF_ERROR(DrainFor(stream, "workspace"));
-      cudaFree(workspace);
-      workspace = nullptr;
-      workspace_bytes = 0;
-    }
-    cudaError_t e = cudaMalloc(&workspace, size_t(bytes));
-    if (e != cudaSuccess) {
-      workspace = nullptr;
-      return Error("cudnn prefill: cannot allocate a " + std::to_string(bytes) +
-                   "-byte cuDNN workspace: " + CudaMessage(e));
-    }
-    workspace_bytes = bytes;
-    return Status::Ok();
+    return Grow(
+        workspace, workspace_bytes, bytes, [](int64_t n) { return size_t(n); }, "cuDNN workspace",
+        stream);
   }
 
   void EvictIfFull() {

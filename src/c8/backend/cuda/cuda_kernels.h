@@ -51,15 +51,14 @@ void LaunchQkNormRope(uint16_t* qkv, const int32_t* positions, const void* q_nor
 void LaunchWriteKvCache(const uint16_t* qkv, const AttentionMeta& meta, const AttentionShape& shape,
                         const KvLayerView& cache, cudaStream_t stream);
 
-// Paged attention over a mixed batch (rule in attention_meta.h).
-// qkv (T, (Hq + 2 Hkv) D) bf16 after RoPE; out (T, Hq D) bf16.
-// Tuning (benchmarks only): the per-CTA fixed cost, in keys, of the decode split planner
-// (default 192), and the split count it picks for a batch.
-void SetDecodeCtaCost(int keys);
 // C8 decode with groups <= 8 uses the swapped tile step (keys as mma rows); false = the 16-row
 // head tile of the other dtypes (benchmarks and tests compare the two).
 void SetDecodeSwap(bool on);
+// Split count the decode planner picks for a batch (benchmarks print it).
 int DecodeSplits(const AttentionMeta& meta, const AttentionShape& shape, KvDType dtype);
+
+// Paged attention over a mixed batch (rule in attention_meta.h).
+// qkv (T, (Hq + 2 Hkv) D) bf16 after RoPE; out (T, Hq D) bf16.
 // `workspace` must hold PagedAttentionWorkspaceBytes(meta, shape, cache dtype) bytes.
 size_t PagedAttentionWorkspaceBytes(const AttentionMeta& meta, const AttentionShape& shape,
                                     KvDType dtype);

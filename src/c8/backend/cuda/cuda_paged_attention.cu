@@ -578,7 +578,6 @@ __global__ void __launch_bounds__(kReduceThreads) TcDecodeReduceKernel(tc::TcPar
 
 // ---- split planning ------------------------------------------------------------------------
 
-int g_decode_cta_cost = 192;
 bool g_decode_swap = true;
 
 struct SplitPlan {
@@ -619,14 +618,17 @@ SplitPlan PlanSplits(const AttentionMeta& meta, const AttentionShape& shape) {
 }
 
 // Resident CTAs per SM of a decode kernel (sets its shared-memory attribute on first use).
-template <int D, bool kC8>
+// The swapped C8 step has the same shared memory and launch bounds as the 16-row one, so the
+// planner uses the 16-row kernel's figure for both.
+template <int D, bool kC8, bool kSwap = false>
 int TcDecodeOccupancy() {
   static const int occ = [] {
     constexpr int kSmem = DecodeSmemBytes<D, kC8>();
-    cudaFuncSetAttribute(TcDecodeKernel<D, kC8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    cudaFuncSetAttribute(TcDecodeKernel<D, kC8, kSwap>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          kSmem);
     int n = 0;
-    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, TcDecodeKernel<D, kC8>, tc::kThreads, kSmem);
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, TcDecodeKernel<D, kC8, kSwap>, tc::kThreads,
+                                                  kSmem);
     return std::max(1, n);
   }();
   return occ;
@@ -648,7 +650,7 @@ SplitPlan PlanTcSplits(const AttentionMeta& meta, const AttentionShape& shape, b
       std::max<int64_t>(1, int64_t(meta.num_seqs) * shape.num_kv_heads * head_tiles);
   const int64_t slots = int64_t(NumSms()) * TcDecodeOccupancy(shape.head_dim, c8);
   const int ctx = std::max(1, meta.max_context_len);
-  const int kCtaCost = g_decode_cta_cost;  // keys' worth of prologue / merge / reduce per CTA
+  constexpr int kCtaCost = 192;  // keys' worth of prologue / merge / reduce per CTA
   const int max_splits = std::max(1, std::min(kMaxSplits, (ctx + 255) / 256));
   SplitPlan best;
   int64_t best_cost = -1;
@@ -677,18 +679,8 @@ void LaunchTyped(const AttnParams& p, dim3 grid, cudaStream_t stream) {
 
 template <int D, bool kC8, bool kSwap = false>
 void LaunchTcDecode(const tc::TcParams& p, dim3 grid, cudaStream_t stream) {
-  constexpr int kSmem = DecodeSmemBytes<D, kC8>();
-  if constexpr (kSwap) {
-    static const bool once = [] {
-      cudaFuncSetAttribute(TcDecodeKernel<D, kC8, true>,
-                           cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
-      return true;
-    }();
-    (void)once;
-  } else {
-    TcDecodeOccupancy<D, kC8>();  // sets the shared-memory attribute once
-  }
-  TcDecodeKernel<D, kC8, kSwap><<<grid, tc::kThreads, kSmem, stream>>>(p);
+  TcDecodeOccupancy<D, kC8, kSwap>();  // sets the shared-memory attribute once
+  TcDecodeKernel<D, kC8, kSwap><<<grid, tc::kThreads, DecodeSmemBytes<D, kC8>(), stream>>>(p);
 }
 
 void LaunchTensorCoreAttention(const uint16_t* qkv, const AttentionMeta& meta,
@@ -725,9 +717,6 @@ void LaunchTensorCoreAttention(const uint16_t* qkv, const AttentionMeta& meta,
 
 }  // namespace
 
-void SetDecodeCtaCost(int keys) {
-  g_decode_cta_cost = std::max(0, keys);
-}
 void SetDecodeSwap(bool on) {
   g_decode_swap = on;
 }
