@@ -18,7 +18,6 @@
 #include <vector>
 
 #include "c8/backend/cuda/cuda_backend.h"
-#include "c8/backend/cuda/cuda_kernels.h"
 
 namespace c8 {
 namespace {
@@ -118,13 +117,15 @@ Row RunStep(CudaBackend& gpu, KvDType dt, int S, int cached, int num_new, int re
   gpu.Memset(qkv.data, 0x3C, qkv.nbytes());
   Tensor out(gpu.Malloc(size_t(T) * Hq * D * 2), DType::kBF16, {T, int64_t(Hq) * D});
   AttentionShape shape{Hq, Hkv, D, 1.0f / std::sqrt(float(D))};
+  gpu.PlanAttention(shape, m);  // once per step, as the engine does
   gpu.WriteKvCache(qkv, m, shape, kv);
   const double ms = MedianMs(gpu, 2, reps, [&] { gpu.Attention(qkv, m, kv, shape, out); });
   Row r;
   char buf[128];
   if (num_new == 1) {
     snprintf(buf, sizeof buf, "decode %-4s B%-3d L%-6d (%d splits)",
-             std::string(KvDTypeName(dt)).c_str(), S, ctx, cuda::DecodeSplits(m, shape, dt));
+             std::string(KvDTypeName(dt)).c_str(), S, ctx,
+             (dt == KvDType::kInt8 ? m.plan.decode_int8 : m.plan.decode_bf16).splits);
     const double bytes =
         double(S) * cached * Hkv * D * 2 * esz + (dt == KvDType::kInt8 ? 4.0 * Hkv * D * 4 : 0.0);
     r = {buf, ms, bytes / (ms * 1e-3) / 1e12, 0.0};
@@ -165,12 +166,12 @@ int Main() {
     rows.push_back(RunStep(gpu, dt, 1, 131071, 1, 30));
   }
   // C8 decode with the 16-row head tile instead of the swapped tile step (groups <= 8).
-  cuda::SetDecodeSwap(false);
+  gpu.SetDecodeSwap(false);
   for (auto [S, L] : {std::pair{64, 4095}, std::pair{16, 32767}, std::pair{1, 131071}}) {
     rows.push_back(RunStep(gpu, KvDType::kInt8, S, L, 1, 30));
     rows.back().what += " 16-row";
   }
-  cuda::SetDecodeSwap(true);
+  gpu.SetDecodeSwap(true);
   // PrefillNoCache: the backend's own kernel, then the engine's path (cuDNN when available).
   rows.push_back(RunStep(gpu, KvDType::kBF16, 1, 0, 4096, 5));
   rows.push_back(RunStep(gpu, KvDType::kBF16, 1, 0, 16384, 5));

@@ -9,9 +9,9 @@
 #include <random>
 #include <vector>
 
-#include "c8/backend/cpu/sampler.h"
-#include "c8/backend/cpu/sampling_row_builder.h"
-#include "c8/backend/sampling_rows.h"
+#include "c8/sampling/sampler.h"
+#include "c8/sampling/sampling_row_builder.h"
+#include "c8/sampling/sampling_rows.h"
 
 namespace c8::testing {
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <numeric>
 
 #include "c8/backend/cpu/cpu_attention.h"
@@ -161,6 +162,26 @@ double RunCase(CudaBackend& gpu, ThreadPool& pool, const Case& c, const Config& 
   gpu.Attention(dqkv, gm, gc, shape, dout);
   std::vector<float> got = testing::Download(gpu, dout);
   EXPECT_TRUE(gpu.status().ok()) << gpu.status().message();
+  // The step's plan made once (PlanAttention) gives the same bits as planning per call; a plan
+  // made for other metadata (here: a 1-token context, whose splits would not cover this one)
+  // is not used.
+  {
+    AttentionMeta planned = gm;
+    gpu.PlanAttention(shape, planned);
+    EXPECT_TRUE(planned.plan.planned);
+    AttentionMeta stale = gm;
+    AttentionMeta tiny = gm;
+    tiny.max_context_len = 1;
+    gpu.PlanAttention(shape, tiny);
+    stale.plan = tiny.plan;
+    for (const AttentionMeta* pm : {&planned, &stale}) {
+      gpu.Memset(dout.data, 0xFF, dout.nbytes());
+      gpu.Attention(dqkv, *pm, gc, shape, dout);
+      std::vector<float> again = testing::Download(gpu, dout);
+      EXPECT_EQ(std::memcmp(again.data(), got.data(), got.size() * sizeof(float)), 0)
+          << c.name << (pm == &planned ? ": planned step" : ": stale plan");
+    }
+  }
 
   // CPU on the same bytes.
   m.query_start = qs.data();
@@ -256,7 +277,7 @@ TEST(CudaPagedAttention, LongContextsAndLargeGroups) {
   // C8 decode with groups <= 8 takes the swapped tile step; the 16-row head tile (used for
   // larger groups) must stay right for them too.
   for (bool swap : {false, true}) {
-    cuda::SetDecodeSwap(swap);
+    gpu->SetDecodeSwap(swap);
     for (int G : {1, 3, 8}) {
       for (int D : {64, 128}) {
         const Config f{KvDType::kInt8, 2 * G, 2, D, 16};
@@ -265,7 +286,7 @@ TEST(CudaPagedAttention, LongContextsAndLargeGroups) {
       }
     }
   }
-  cuda::SetDecodeSwap(true);
+  gpu->SetDecodeSwap(true);
 }
 
 }  // namespace

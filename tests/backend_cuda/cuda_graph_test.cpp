@@ -1,4 +1,4 @@
-// Decode steps through CUDA graphs (DecoderModel::EnableGraphs) against the same steps run
+// Decode steps through CUDA graphs (Worker::EnableGraphs) against the same steps run
 // eagerly, on seeded dummy SmolLM2 weights with 16-bit and C8 caches: a ragged batch of six
 // sequences is prefilled, then decoded teacher-forced for 24 steps (crossing a block-table
 // width bucket, so more than one graph is captured), and a replayed graph must reproduce the
@@ -10,7 +10,7 @@
 #include <cstdio>
 #include <random>
 
-#include "c8/model/decoder_model.h"
+#include "c8/runner/worker.h"
 #include "cuda_test_util.h"
 
 namespace c8 {
@@ -82,11 +82,15 @@ TEST_P(CudaGraphs, DecodeMatchesEagerAndReplaysExactly) {
   o.load_format = "dummy";
   o.seed = 3;
   o.max_model_len = 1024;
-  auto mr = DecoderModel::Load(std::string(C8_SOURCE_DIR) + "/configs/smollm2-135m", *gpu, o);
+  WorkerConfig wc;
+  wc.model_dir = std::string(C8_SOURCE_DIR) + "/configs/smollm2-135m";
+  wc.load = o;
+  CudaBackend* g = gpu.get();
+  auto mr = Worker::Create(wc, std::move(gpu), nullptr);
   ASSERT_TRUE(mr.ok()) << mr.message();
-  DecoderModel& m = **mr;
-  ASSERT_EQ(m.graph_max_batch(), 0);  // off unless asked for
-  const ModelConfig& c = m.config();
+  Worker& m = **mr;
+  ASSERT_EQ(m.graphs().max_batch(), 0);  // off unless asked for
+  const ModelConfig& c = m.model().config();
   const int64_t V = c.vocab_size;
   KvCacheSpec spec{c.num_layers, c.num_kv_heads, c.head_dim, kBs, 1 + 6 * kBlocksPerSeq};
 
@@ -107,12 +111,12 @@ TEST_P(CudaGraphs, DecodeMatchesEagerAndReplaysExactly) {
   auto run = [&](KvCache& cache) {
     Seqs q = init;
     std::vector<float> logits;
-    Status st = m.Forward(Step(q, all, prompt_len), cache, logits);
+    Status st = m.ForwardHost(Step(q, all, prompt_len), cache, &logits);
     EXPECT_TRUE(st.ok()) << st.message();
     for (int s = 0; s < S; ++s) q.cached[s] = prompt_len[s];
     std::vector<std::vector<float>> out;
     for (int k = 0; k < steps; ++k) {
-      st = m.Forward(Step(q, all, std::vector<int32_t>(S, 1)), cache, logits);
+      st = m.ForwardHost(Step(q, all, std::vector<int32_t>(S, 1)), cache, &logits);
       EXPECT_TRUE(st.ok()) << st.message();
       out.push_back(logits);
       for (int s = 0; s < S; ++s) ++q.cached[s];
@@ -120,17 +124,17 @@ TEST_P(CudaGraphs, DecodeMatchesEagerAndReplaysExactly) {
     return std::make_pair(out, q);
   };
 
-  auto eager_cache = KvCache::Create(*gpu, spec, Layers(c, GetParam()));
-  auto graph_cache = KvCache::Create(*gpu, spec, Layers(c, GetParam()));
+  auto eager_cache = KvCache::Create(m.backend(), spec, Layers(c, GetParam()));
+  auto graph_cache = KvCache::Create(m.backend(), spec, Layers(c, GetParam()));
   ASSERT_TRUE(eager_cache.ok() && graph_cache.ok());
   auto [eager, q_eager] = run(**eager_cache);
   m.EnableGraphs(64);
   auto [graphed, q_graph] = run(**graph_cache);
-  ASSERT_TRUE(gpu->status().ok()) << gpu->status().message();
-  EXPECT_TRUE(m.graph_error().empty()) << m.graph_error();
-  EXPECT_EQ(m.graph_max_batch(), 64);
+  ASSERT_TRUE(g->status().ok()) << g->status().message();
+  EXPECT_TRUE(m.graphs().error().empty()) << m.graphs().error();
+  EXPECT_EQ(m.graphs().max_batch(), 64);
   // Contexts 251..274 cross 256 tokens: widths of 16 and 32 blocks, two graphs.
-  EXPECT_GE(m.num_graphs(), 2u);
+  EXPECT_GE(m.graphs().size(), 2u);
 
   double worst = 0;
   int agree = 0, rows = 0;
@@ -146,29 +150,29 @@ TEST_P(CudaGraphs, DecodeMatchesEagerAndReplaysExactly) {
   std::printf(
       "kv=%s graphs vs eager: worst step logits rel err %.2e, argmax agree %d/%d, "
       "%zu graphs\n",
-      std::string(KvDTypeName(GetParam())).c_str(), worst, agree, rows, m.num_graphs());
+      std::string(KvDTypeName(GetParam())).c_str(), worst, agree, rows, m.graphs().size());
   EXPECT_LT(worst, 2e-2);
   EXPECT_GE(agree, rows * 95 / 100);
 
   // A new batch bucket (3 sequences -> 4): the first call captures (its result comes from the
   // eager warm-up run of the padded batch), the second replays; the same inputs (rewriting the
   // same cache slots with the same values) must give identical logits.
-  const size_t before = m.num_graphs();
+  const size_t before = m.graphs().size();
   const std::vector<int32_t> three = {0, 2, 5};
   std::vector<float> first, second;
-  ASSERT_TRUE(m.Forward(Step(q_graph, three, {1, 1, 1}), **graph_cache, first).ok());
-  ASSERT_TRUE(m.Forward(Step(q_graph, three, {1, 1, 1}), **graph_cache, second).ok());
-  EXPECT_EQ(m.num_graphs(), before + 1);
+  ASSERT_TRUE(m.ForwardHost(Step(q_graph, three, {1, 1, 1}), **graph_cache, &first).ok());
+  ASSERT_TRUE(m.ForwardHost(Step(q_graph, three, {1, 1, 1}), **graph_cache, &second).ok());
+  EXPECT_EQ(m.graphs().size(), before + 1);
   ASSERT_EQ(first.size(), 3u * V);
   EXPECT_EQ(first, second);
 
   // Prefill steps and steps with unsampled rows stay eager and still work with graphs on.
   std::vector<float> pre;
   Seqs q2 = q_graph;
-  ASSERT_TRUE(m.Forward(Step(q2, {1, 4}, {2, 3}), **graph_cache, pre).ok());
+  ASSERT_TRUE(m.ForwardHost(Step(q2, {1, 4}, {2, 3}), **graph_cache, &pre).ok());
   EXPECT_EQ(pre.size(), 2u * V);
-  EXPECT_EQ(m.num_graphs(), before + 1);
-  ASSERT_TRUE(gpu->status().ok()) << gpu->status().message();
+  EXPECT_EQ(m.graphs().size(), before + 1);
+  ASSERT_TRUE(g->status().ok()) << g->status().message();
 }
 
 INSTANTIATE_TEST_SUITE_P(Kv, CudaGraphs, ::testing::Values(KvDType::kBF16, KvDType::kInt8),

@@ -1,4 +1,5 @@
 // Every non-attention op of the CUDA backend against the CPU backend on random bf16 inputs.
+#include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -33,6 +34,24 @@ TEST(CudaBackend, CreateGivesErrorOrHopperBackend) {
   }
   EXPECT_EQ(r.value()->Name(), "cuda");
   EXPECT_EQ(r.value()->ActivationDType(), DType::kBF16);
+  auto& gpu = static_cast<CudaBackend&>(*r.value());
+  EXPECT_EQ(gpu.device(), 0);
+  gpu.BindThread();
+  EXPECT_TRUE(gpu.status().ok()) << gpu.status().message();
+}
+
+TEST(CudaBackend, MissingDeviceIndexIsAnErrorNamingIt) {
+  auto r = CreateCudaBackend(1000);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.message().find("cuda backend"), std::string::npos) << r.message();
+  int count = 0;
+  if (cudaGetDeviceCount(&count) == cudaSuccess && count > 0) {
+    EXPECT_NE(r.message().find("CUDA device 1000 requested but only " + std::to_string(count) +
+                               " present"),
+              std::string::npos)
+        << r.message();
+  }
+  cudaGetLastError();
 }
 
 TEST(CudaOps, UploadWeightConvertsEveryFloatDtype) {
@@ -84,7 +103,7 @@ TEST(CudaOps, EmbeddingAndGatherRows) {
     int32_t* dids = static_cast<int32_t*>(gpu->Malloc(T * 4));
     gpu->CopyToDevice(dids, ids.data(), T * 4);
     Tensor out = Poisoned(*gpu, DType::kBF16, {T, H});
-    gpu->Embedding(*w, dids, out);
+    gpu->Embedding(*w, dids, 0, out);
     std::vector<float> got = Download(*gpu, out);
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t i = 0; i < H; ++i) ASSERT_EQ(got[t * H + i], table[ids[t] * H + i]);
@@ -103,6 +122,44 @@ TEST(CudaOps, EmbeddingAndGatherRows) {
          {w->data, static_cast<void*>(dids), out.data, static_cast<void*>(drows), g.data}) {
       gpu->Free(p);
     }
+  }
+  EXPECT_TRUE(gpu->status().ok()) << gpu->status().message();
+}
+
+// Vocab-parallel lookup: the table holds vocab rows [vocab_begin, vocab_begin + Vr); ids outside
+// (below, above, negative) give zero rows. Against the CPU backend on the same table.
+TEST(CudaOps, EmbeddingVocabShardMatchesCpu) {
+  C8_CUDA_BACKEND_OR_SKIP(gpu);
+  CpuBackend cpu(1);
+  std::mt19937 rng(21);
+  for (int64_t H : {64, 33}) {
+    const int64_t Vr = 40, vocab_begin = 80;
+    std::vector<float> table = RandomBf16Values(Vr * H, rng);
+    auto w = gpu->UploadWeight(table.data(), DType::kF32, {Vr, H});
+    ASSERT_TRUE(w.ok()) << w.message();
+    auto hw = cpu.UploadWeight(table.data(), DType::kF32, {Vr, H});
+    ASSERT_TRUE(hw.ok()) << hw.message();
+    // In range: 80, 119, 100, 81; outside: 79, 120, 0, 5000, -1.
+    std::vector<int32_t> ids = {80, 79, 119, 120, 0, 100, 5000, -1, 81, 100};
+    const int64_t T = static_cast<int64_t>(ids.size());
+    int32_t* dids = static_cast<int32_t*>(gpu->Malloc(T * 4));
+    gpu->CopyToDevice(dids, ids.data(), T * 4);
+    Tensor out = Poisoned(*gpu, DType::kBF16, {T, H});
+    gpu->Embedding(*w, dids, vocab_begin, out);
+    std::vector<float> got = Download(*gpu, out);
+    std::vector<float> ref(T * H, -1.0f);
+    Tensor href = HostTensor(ref, {T, H});
+    cpu.Embedding(*hw, ids.data(), vocab_begin, href);
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t row = ids[t] - vocab_begin;
+      const bool here = row >= 0 && row < Vr;
+      for (int64_t i = 0; i < H; ++i) {
+        ASSERT_EQ(got[t * H + i], ref[t * H + i]) << "token " << t << " dim " << i;
+        ASSERT_EQ(got[t * H + i], here ? table[row * H + i] : 0.0f) << "token " << t;
+      }
+    }
+    for (void* p : {w->data, static_cast<void*>(dids), out.data}) gpu->Free(p);
+    cpu.Free(hw->data);
   }
   EXPECT_TRUE(gpu->status().ok()) << gpu->status().message();
 }

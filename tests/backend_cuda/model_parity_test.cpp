@@ -11,7 +11,7 @@
 #include <cstdio>
 
 #include "c8/backend/cpu/cpu_backend.h"
-#include "c8/model/decoder_model.h"
+#include "c8/runner/worker.h"
 #include "cuda_test_util.h"
 
 namespace c8 {
@@ -45,7 +45,7 @@ struct Trace {
   std::vector<int32_t> greedy;
 };
 
-Trace RunModel(DecoderModel& m, KvCache& cache, const std::vector<int32_t>& prompt,
+Trace RunModel(Worker& m, KvCache& cache, const std::vector<int32_t>& prompt,
                const std::vector<int32_t>& forced, int steps) {
   Trace tr;
   const int32_t bs = static_cast<int32_t>(cache.spec().block_size);
@@ -65,12 +65,12 @@ Trace RunModel(DecoderModel& m, KvCache& cache, const std::vector<int32_t>& prom
     b.max_blocks_per_seq = static_cast<int32_t>(cache.spec().num_blocks - 1);
     for (int32_t i = 0; i < b.max_blocks_per_seq; ++i) b.block_tables.push_back(1 + i);
     std::vector<float> logits;
-    Status st = m.Forward(b, cache, logits);
+    Status st = m.ForwardHost(b, cache, &logits);
     EXPECT_TRUE(st.ok()) << st.message();
     cached += n;
     return logits;
   };
-  const int64_t V = m.config().vocab_size;
+  const int64_t V = m.model().config().vocab_size;
   // Chunked prefill: 2 chunks (the second reads the first from the cache).
   const int32_t half = static_cast<int32_t>(prompt.size()) / 2;
   for (int32_t n : {half, static_cast<int32_t>(prompt.size()) - half}) {
@@ -96,21 +96,23 @@ TEST_P(ModelParity, CudaMatchesCpu) {
   C8_CUDA_BACKEND_OR_SKIP(gpu);
   const ParityCase& pc = GetParam();
   const std::string dir = std::string(C8_SOURCE_DIR) + "/" + pc.dir;
-  CpuBackend cpu(0);
-  ModelLoadOptions o;
-  o.load_format = pc.load_format;
-  o.seed = 7;
-  o.max_model_len = 1024;
-  auto mc = DecoderModel::Load(dir, cpu, o);
+  WorkerConfig wc;
+  wc.model_dir = dir;
+  wc.load.load_format = pc.load_format;
+  wc.load.seed = 7;
+  wc.load.max_model_len = 1024;
+  CudaBackend* g = gpu.get();
+  auto mc = Worker::Create(wc, std::make_unique<CpuBackend>(0), nullptr);
   ASSERT_TRUE(mc.ok()) << mc.message();
-  auto mg = DecoderModel::Load(dir, *gpu, o);
+  auto mg = Worker::Create(wc, std::move(gpu), nullptr);
   ASSERT_TRUE(mg.ok()) << mg.message();
-  const ModelConfig& c = (*mc)->config();
+  Backend& cpu = (*mc)->backend();
+  const ModelConfig& c = (*mc)->model().config();
   KvCacheSpec spec{c.num_layers, c.num_kv_heads, c.head_dim, 16, 1 + 256 / 16};
   // CPU reference in fp32 cache for 16-bit runs (bf16 rounding is the GPU's own error).
   auto cc = KvCache::Create(cpu, spec,
                             Layers(c, pc.kv == KvDType::kInt8 ? KvDType::kInt8 : KvDType::kF32));
-  auto gc = KvCache::Create(*gpu, spec, Layers(c, pc.kv));
+  auto gc = KvCache::Create((*mg)->backend(), spec, Layers(c, pc.kv));
   ASSERT_TRUE(cc.ok() && gc.ok());
   std::mt19937 rng(11);
   std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(c.vocab_size) - 1);
@@ -118,13 +120,13 @@ TEST_P(ModelParity, CudaMatchesCpu) {
   for (auto& t : prompt) t = tok(rng);
   const int steps = 48;
   Trace ref = RunModel(**mc, **cc, prompt, {}, steps);
-  ASSERT_TRUE(gpu->status().ok()) << gpu->status().message();
+  ASSERT_TRUE(g->status().ok()) << g->status().message();
   // Free-running greedy on the GPU.
-  auto gc2 = KvCache::Create(*gpu, spec, Layers(c, pc.kv));
+  auto gc2 = KvCache::Create((*mg)->backend(), spec, Layers(c, pc.kv));
   Trace freerun = RunModel(**mg, **gc2, prompt, {}, steps);
   // Teacher-forced with the CPU's tokens.
   Trace got = RunModel(**mg, **gc, prompt, ref.greedy, steps);
-  ASSERT_TRUE(gpu->status().ok()) << gpu->status().message();
+  ASSERT_TRUE(g->status().ok()) << g->status().message();
   double err2 = 0, ref2 = 0, perr2 = 0, pref2 = 0;
   int agree = 0;
   for (size_t r = 0; r < ref.logits.size(); ++r) {
@@ -147,8 +149,8 @@ TEST_P(ModelParity, CudaMatchesCpu) {
   std::printf(
       "%-24s kv=%-4s logits rel err %.2e (prefill rows %.2e), forced top-1 agree %d/%d, free "
       "greedy identical for %d/%d tokens\n",
-      pc.dir.c_str(), std::string(KvDTypeName(pc.kv)).c_str(), rel, std::sqrt(perr2 / pref2),
-      agree, steps, same_prefix, steps);
+      pc.dir.c_str(), std::string(KvDTypeName(pc.kv)).c_str(), rel, std::sqrt(perr2 / pref2), agree,
+      steps, same_prefix, steps);
   EXPECT_LT(rel, 3e-2);
   EXPECT_GE(agree, steps * 9 / 10);
 }

@@ -68,8 +68,8 @@ TEST_F(C8Accuracy, PerplexityAndTop1AgreementOnHeldOutText) {
   o.max_model_len = 512;
   auto b = ModelBundle::Load(o);
   ASSERT_TRUE(b.ok()) << b.message();
-  ASSERT_EQ((*b)->kv_cache->layer_dtype(0), KvDType::kInt8);  // auto = the checkpoint's C8
-  const ModelConfig& c = (*b)->model->config();
+  ASSERT_EQ((*b)->executor->layer_dtype(0), KvDType::kInt8);  // auto = the checkpoint's C8
+  const ModelConfig& c = (*b)->executor->config();
   auto ref = ResolveKvLayers(c8_dir_, c, "bf16");
   auto test = ResolveKvLayers(c8_dir_, c, "auto");
   ASSERT_TRUE(ref.ok() && test.ok());
@@ -77,7 +77,7 @@ TEST_F(C8Accuracy, PerplexityAndTop1AgreementOnHeldOutText) {
   KvEvalOptions ko;
   ko.window = 256;
   ko.max_tokens = 1536;
-  auto r = EvaluateKv(*(*b)->model, *ref, *test, tokens, ko);
+  auto r = EvaluateKv(*(*b)->executor, *ref, *test, tokens, ko);
   ASSERT_TRUE(r.ok()) << r.message();
   std::printf(
       "C8 vs bf16 KV on SmolLM2: %lld tokens, ppl %.4f vs %.4f (+%.3f%%), KL %.5f, top-1 "

@@ -1,5 +1,5 @@
 // Tests for SamplingParams::Validate and the host Sampler, with hand-computed values.
-#include "c8/engine/sampler.h"
+#include "c8/sampling/sampler.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <random>
 #include <vector>
 
-#include "c8/engine/sampling_params.h"
+#include "c8/sampling/sampling_params.h"
 
 namespace c8 {
 namespace {

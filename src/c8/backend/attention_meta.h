@@ -10,6 +10,8 @@
 
 #include <cstdint>
 
+#include "c8/backend/attention_plan.h"
+
 namespace c8 {
 
 struct AttentionMeta {
@@ -27,6 +29,8 @@ struct AttentionMeta {
   const int32_t* num_cached = nullptr;    // (num_seqs): tokens already in the cache
   const int32_t* block_tables = nullptr;  // (num_seqs, max_blocks_per_seq): block ids
   const int32_t* slot_mapping = nullptr;  // (num_tokens): cache slot per new token, -1 = skip
+  // Filled once per step by Backend::PlanAttention (backend-specific launch decisions).
+  AttentionPlan plan;
 };
 
 }  // namespace c8

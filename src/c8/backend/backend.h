@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "c8/backend/attention_meta.h"
-#include "c8/backend/sampling_rows.h"
 #include "c8/backend/tensor.h"
 #include "c8/kv/kv_cache_spec.h"
+#include "c8/sampling/sampling_rows.h"
 #include "c8/util/status.h"
 
 namespace c8 {
@@ -49,6 +49,9 @@ class Backend {
   // Device memory for KV sizing (--gpu-memory-utilization); none on the CPU backend.
   virtual std::optional<DeviceMemory> MemoryInfo() { return std::nullopt; }
   virtual std::string Name() const = 0;
+  // Makes the calling thread the one that drives this backend (CUDA: selects its device).
+  // Worker threads call it once before their first op.
+  virtual void BindThread() {}
   virtual DType ActivationDType() const = 0;
 
   // Memory (bytes). Free(nullptr) is a no-op.
@@ -66,8 +69,11 @@ class Backend {
   // fp32 host data -> backend fp32 buffer (scales, rope tables).
   virtual Tensor UploadF32(const float* src, std::initializer_list<int64_t> shape) = 0;
 
-  // out(t, :) = table(ids[t], :).   table (V, H) weight; ids (T) int32; out (T, H).
-  virtual void Embedding(const Tensor& table, const int32_t* ids, Tensor& out) = 0;
+  // Vocab-parallel lookup: table holds the rows of vocab ids [vocab_begin, vocab_begin + Vr).
+  // out(t, :) = table(ids[t] - vocab_begin, :) when that row is here, else zeros (the other
+  // ranks' rows arrive through an all-reduce).   table (Vr, H) weight; ids (T) int32; out (T, H).
+  virtual void Embedding(const Tensor& table, const int32_t* ids, int64_t vocab_begin,
+                         Tensor& out) = 0;
   // out = x / rms(x) * w.   x, out (T, H); w (H).
   virtual void RmsNorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) = 0;
   // residual += x; out = RmsNorm(residual).   residual, x, out (T, H).
@@ -90,6 +96,10 @@ class Backend {
   // out (T, Hq D): causal paged attention for every new token (rule in attention_meta.h).
   virtual void Attention(const Tensor& qkv, const AttentionMeta& meta, const KvLayerView& cache,
                          const AttentionShape& shape, Tensor& out) = 0;
+  // Host-side launch decisions for one step (split counts, kernel choice), made once from the
+  // step's metadata and stored in meta.plan; every layer's Attention then reuses them. A meta
+  // whose plan was never filled makes each Attention call plan for itself.
+  virtual void PlanAttention(const AttentionShape& shape, AttentionMeta& meta) {}
   // out(i, :) = x(rows[i], :).   x (T, H); rows (R) int32 backend memory; out (R, H).
   virtual void GatherRows(const Tensor& x, const int32_t* rows, Tensor& out) = 0;
   // Copies a (R, V) fp32-or-activation tensor to host fp32.
@@ -122,6 +132,7 @@ class Backend {
 struct BackendOptions {
   std::string device = "auto";  // auto | cpu | cuda
   int num_threads = 0;          // CPU: 0 = all cores
+  int device_index = 0;         // CUDA: which GPU (tensor-parallel rank r uses GPU r)
 };
 
 Result<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& options);

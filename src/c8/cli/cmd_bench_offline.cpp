@@ -44,7 +44,7 @@ Result<std::unique_ptr<ModelBundle>> Load(const CommonArgs& a, int64_t need_len)
 std::vector<std::vector<int32_t>> RandomPrompts(const ModelBundle& m, int64_t n, int64_t len,
                                                 uint64_t seed) {
   std::mt19937_64 rng(seed);
-  const int32_t vocab = static_cast<int32_t>(m.model->config().vocab_size);
+  const int32_t vocab = static_cast<int32_t>(m.executor->config().vocab_size);
   std::uniform_int_distribution<int32_t> d(0, vocab - 1);
   std::vector<std::vector<int32_t>> out(n);
   for (auto& p : out) {
@@ -57,18 +57,17 @@ std::vector<std::vector<int32_t>> RandomPrompts(const ModelBundle& m, int64_t n,
 }
 
 std::string KvSummary(const ModelBundle& m) {
+  const Executor& ex = *m.executor;
+  const int64_t layers = ex.config().num_layers;
   int64_t int8 = 0;
-  for (int64_t l = 0; l < m.model->config().num_layers; ++l) {
-    int8 += m.kv_cache->layer_dtype(l) == KvDType::kInt8;
-  }
+  for (int64_t l = 0; l < layers; ++l) int8 += ex.layer_dtype(l) == KvDType::kInt8;
   char buf[256];
-  std::snprintf(
-      buf, sizeof buf, "%s, KV %s (%lld/%lld layers int8), %lld B/token, %lld tokens",
-      m.backend->Name().c_str(),
-      int8 ? "c8" : std::string(KvDTypeName(m.kv_cache->layer_dtype(0))).c_str(),
-      static_cast<long long>(int8), static_cast<long long>(m.model->config().num_layers),
-      static_cast<long long>(m.kv_cache->BytesPerToken()),
-      static_cast<long long>(m.kv_cache->spec().num_blocks * m.kv_cache->spec().block_size));
+  std::snprintf(buf, sizeof buf, "%s, KV %s (%lld/%lld layers int8), %lld B/token, %lld tokens",
+                ex.device_name().c_str(),
+                int8 ? "c8" : std::string(KvDTypeName(ex.layer_dtype(0))).c_str(),
+                static_cast<long long>(int8), static_cast<long long>(layers),
+                static_cast<long long>(ex.KvBytesPerToken()),
+                static_cast<long long>(ex.kv_spec().num_blocks * ex.kv_spec().block_size));
   return buf;
 }
 
@@ -147,7 +146,7 @@ Runner RegisterBenchOffline(CLI::App& app) {
       auto b = Load(*t, t->input_len + t->output_len + 1);
       if (!b.ok()) return Fail("throughput", b.message());
       ModelBundle& m = **b;
-      LlmEngine engine(m, t->engine.ToEngineConfig(m.model->max_model_len()));
+      LlmEngine engine(m, t->engine.ToEngineConfig(m.executor->max_model_len()));
       SamplingParams sp;  // vLLM: temperature 1, top_p 1, ignore_eos, fixed output length
       sp.max_tokens = static_cast<int32_t>(t->output_len);
       sp.ignore_eos = true;
@@ -195,7 +194,7 @@ Runner RegisterBenchOffline(CLI::App& app) {
       if (!b.ok()) return Fail("latency", b.message());
       ModelBundle& m = **b;
       // vLLM's latency semantics: the whole batch is prefilled in one step.
-      EngineConfig ec = l->engine.ToEngineConfig(m.model->max_model_len());
+      EngineConfig ec = l->engine.ToEngineConfig(m.executor->max_model_len());
       ec.scheduler.max_num_seqs =
           std::max<int32_t>(ec.scheduler.max_num_seqs, static_cast<int32_t>(l->batch_size));
       // Unless --max-num-batched-tokens is given, the batch is prefilled in one step.

@@ -37,7 +37,7 @@ Runner RegisterEval(CLI::App& app) {
     auto job = LoadTextJob(a->job, a->ref_kv, a->window);
     if (!job.ok()) return fail(job.message());
     ModelBundle& m = *job->bundle;
-    const ModelConfig& c = m.model->config();
+    const ModelConfig& c = m.executor->config();
     auto ref = ResolveKvLayers(a->job.model, c, a->ref_kv);
     if (!ref.ok()) return fail(ref.message());
     auto test = ResolveKvLayers(a->job.model, c, a->kv);
@@ -48,7 +48,7 @@ Runner RegisterEval(CLI::App& app) {
     ko.parallel = a->parallel;
     ko.max_tokens = a->job.max_tokens;
     ko.progress = StderrProgress();
-    auto r = EvaluateKv(*m.model, *ref, *test, tokens, ko);
+    auto r = EvaluateKv(*m.executor, *ref, *test, tokens, ko);
     if (!r.ok()) return fail(r.message());
     int64_t c8_layers = 0;
     for (const auto& l : *test) c8_layers += l.dtype == KvDType::kInt8;

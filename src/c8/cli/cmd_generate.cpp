@@ -60,12 +60,12 @@ int Run(GenerateArgs& a) {
     return 2;
   }
   if (!a.quiet) {
-    std::fprintf(stderr, "c8: %s on %s, %lld layers, KV %s; %s\n", a.model.c_str(),
-                 m.backend->Name().c_str(), static_cast<long long>(m.model->config().num_layers),
-                 std::string(KvDTypeName(m.kv_cache->layer_dtype(0))).c_str(),
-                 m.kv_summary.c_str());
+    std::fprintf(
+        stderr, "c8: %s on %s, %lld layers, KV %s; %s\n", a.model.c_str(),
+        m.executor->device_name().c_str(), static_cast<long long>(m.executor->config().num_layers),
+        std::string(KvDTypeName(m.executor->layer_dtype(0))).c_str(), m.kv_summary.c_str());
   }
-  LlmEngine engine(m, a.engine.ToEngineConfig(m.model->max_model_len()));
+  LlmEngine engine(m, a.engine.ToEngineConfig(m.executor->max_model_len()));
   auto new_history = [&] {
     nlohmann::json h = nlohmann::json::array();
     if (!a.system.empty()) h.push_back({{"role", "system"}, {"content", a.system}});

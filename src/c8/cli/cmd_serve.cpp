@@ -43,6 +43,7 @@ struct SignalState {
   std::mutex mu;
   std::condition_variable cv;
   int count = 0;
+  std::string fatal;  // set when the engine stopped running steps
 };
 
 // Process-wide by nature (a signal handler cannot take arguments): the self-pipe and whether
@@ -58,8 +59,8 @@ extern "C" void OnSignal(int signo) {
 
 std::string KvSummary(const ModelBundle& m) {
   std::map<std::string, int> n;
-  const int64_t layers = m.model->config().num_layers;
-  for (int64_t i = 0; i < layers; ++i) n[std::string(KvDTypeName(m.kv_cache->layer_dtype(i)))]++;
+  const int64_t layers = m.executor->config().num_layers;
+  for (int64_t i = 0; i < layers; ++i) n[std::string(KvDTypeName(m.executor->layer_dtype(i)))]++;
   std::string s;
   for (const auto& [name, count] : n) {
     if (!s.empty()) s += ", ";
@@ -117,22 +118,32 @@ int Run(ServeArgs& a) {
   }
   ModelBundle& m = **bundle;
   if (!a.quiet) std::fprintf(stderr, "c8 serve: %s\n", m.kv_summary.c_str());
-  EngineConfig ec = a.engine.ToEngineConfig(m.model->max_model_len());
+  EngineConfig ec = a.engine.ToEngineConfig(m.executor->max_model_len());
   AsyncEngine engine(m, ec);
+  // A tensor-parallel rank that fails stops the server (the engine has failed every request).
+  engine.SetFatalHandler([sig](const std::string& why) {
+    {
+      std::lock_guard<std::mutex> lock(sig->mu);
+      sig->fatal = why;
+      ++sig->count;
+    }
+    sig->cv.notify_all();
+  });
   HttpServer server(a.serve, m, engine);
   if (Status st = server.Bind(); !st.ok()) {
     std::fprintf(stderr, "c8 serve: error: %s\n", st.message().c_str());
     return 1;
   }
-  const KvCacheSpec& spec = m.kv_cache->spec();
+  const KvCacheSpec& spec = m.executor->kv_spec();
   const EngineStats st0 = engine.stats();
   std::fprintf(stderr,
                "c8 serve: model %s (served as '%s'), backend %s\n"
                "c8 serve: KV cache %s, block size %lld, %d blocks = %lld tokens, prefix "
                "caching %s, max_model_len %d\n"
                "c8 serve: listening on http://%s:%d%s\n",
-               a.model.c_str(), a.serve.served_model_name.c_str(), m.backend->Name().c_str(),
-               KvSummary(m).c_str(), static_cast<long long>(spec.block_size), st0.num_blocks,
+               a.model.c_str(), a.serve.served_model_name.c_str(),
+               m.executor->device_name().c_str(), KvSummary(m).c_str(),
+               static_cast<long long>(spec.block_size), st0.num_blocks,
                static_cast<long long>(st0.num_blocks) * static_cast<long long>(spec.block_size),
                a.engine.prefix_caching ? "on" : "off", engine.max_model_len(), a.serve.host.c_str(),
                server.port(), a.serve.api_key.empty() ? "" : " (API key required)");
@@ -144,6 +155,12 @@ int Run(ServeArgs& a) {
     std::unique_lock<std::mutex> lock(sig->mu);
     sig->cv.wait(lock, [&] { return sig->count > 0; });
   }
+  std::string fatal;
+  {
+    std::lock_guard<std::mutex> lock(sig->mu);
+    fatal = sig->fatal;
+  }
+  if (!fatal.empty()) std::fprintf(stderr, "c8 serve: error: %s\n", fatal.c_str());
   std::fprintf(stderr, "c8 serve: shutting down: draining %d request(s) (up to %.1f s)\n",
                server.num_active(), a.shutdown_timeout_s);
   server.BeginDrain();
@@ -166,7 +183,7 @@ int Run(ServeArgs& a) {
   http.join();
   engine.Shutdown();
   std::fprintf(stderr, "c8 serve: stopped\n");
-  return 0;
+  return fatal.empty() ? 0 : 1;
 }
 
 }  // namespace

@@ -4,7 +4,12 @@ namespace c8::cli {
 
 void EngineFlags::Add(CLI::App* sub) {
   sub->add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
-  sub->add_option("--threads", threads, "CPU threads (0 = all cores)")->capture_default_str();
+  sub->add_option("--threads", threads, "CPU threads (0 = all cores; shared by the ranks)")
+      ->capture_default_str();
+  sub->add_option("--tensor-parallel-size", tensor_parallel_size,
+                  "Tensor-parallel ranks: one per GPU (NCCL), or CPU workers sharing the cores")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   sub->add_option("--kv-cache-dtype", kv_cache_dtype,
                   "KV cache dtype: auto (what the checkpoint says) | bf16 | fp32 | int8")
       ->capture_default_str();
@@ -36,6 +41,7 @@ EngineOptions EngineFlags::ToEngineOptions(const std::string& model_dir, bool pr
   eo.model_dir = model_dir;
   eo.backend.device = device;
   eo.backend.num_threads = threads;
+  eo.tensor_parallel_size = tensor_parallel_size;
   eo.kv_cache_dtype = kv_cache_dtype;
   eo.max_model_len = max_model_len;
   eo.block_size = block_size;

@@ -15,6 +15,7 @@ namespace c8::cli {
 struct EngineFlags {
   std::string device = "auto";
   int threads = 0;
+  int tensor_parallel_size = 1;
   std::string kv_cache_dtype = "auto";
   int64_t max_model_len = 0;
   int64_t block_size = 16;

@@ -1,5 +1,6 @@
 // c8: an LLM serving engine with an INT8 (C8) KV cache.
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "c8/cli/commands.h"
@@ -18,8 +19,17 @@ int main(int argc, char** argv) {
   add(c8::cli::RegisterBenchServe(app));
   add(c8::cli::RegisterBenchOffline(app));
   add(c8::cli::RegisterServe(app));
+  // vLLM's short spelling -tp N / -tp=N (CLI11 takes only one-letter short names).
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-tp") a = "--tensor-parallel-size";
+    if (a.rfind("-tp=", 0) == 0) a = "--tensor-parallel-size=" + a.substr(4);
+    args.push_back(std::move(a));
+  }
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11's order
   try {
-    app.parse(argc, argv);
+    app.parse(reversed);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

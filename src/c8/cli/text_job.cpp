@@ -12,6 +12,9 @@ void TextJobArgs::Add(CLI::App* sub, const std::string& model_help, const std::s
   sub->add_option("--max-tokens", max_tokens, "Use at most this many tokens (0 = all)");
   sub->add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
   sub->add_option("--threads", threads, "CPU threads (0 = all cores)");
+  sub->add_option("--tensor-parallel-size", tensor_parallel_size, "Tensor-parallel ranks")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
 }
 
 Result<TextJob> LoadTextJob(const TextJobArgs& a, const std::string& kv, int64_t max_len) {
@@ -24,6 +27,7 @@ Result<TextJob> LoadTextJob(const TextJobArgs& a, const std::string& kv, int64_t
   eo.model_dir = a.model;
   eo.backend.device = a.device;
   eo.backend.num_threads = a.threads;
+  eo.tensor_parallel_size = a.tensor_parallel_size;
   eo.kv_cache_dtype = kv;
   eo.max_model_len = max_len;
   eo.kv_cache_gib = 0;  // one sequence at a time: one full context

@@ -15,8 +15,9 @@ namespace c8::cli {
 struct TextJobArgs {
   std::string model, data, device = "auto";
   int threads = 0;
+  int tensor_parallel_size = 1;
   int64_t max_tokens = 0;
-  // Adds --model --data --max-tokens --device --threads.
+  // Adds --model --data --max-tokens --device --threads --tensor-parallel-size.
   void Add(CLI::App* sub, const std::string& model_help, const std::string& data_help);
 };
 

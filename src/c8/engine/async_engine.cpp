@@ -23,7 +23,7 @@ bool OutputStream::PopAll(std::vector<EngineEvent>* out, std::chrono::millisecon
 AsyncEngine::AsyncEngine(ModelBundle& bundle, const EngineConfig& config)
     : engine_(bundle, config) {
   max_model_len_ = engine_.config().scheduler.max_model_len;
-  vocab_size_ = bundle.model->config().vocab_size;
+  vocab_size_ = bundle.executor->config().vocab_size;
   stats_ = engine_.stats();
   thread_ = std::thread([this] { Loop(); });
 }
@@ -41,6 +41,7 @@ Status AsyncEngine::Submit(std::vector<EngineRequest> requests,
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stop_) return Error("server is shutting down");
+    if (!fatal_.empty()) return Error("the engine has stopped: " + fatal_);
     pending_.push_back(std::move(p));
   }
   cv_.notify_all();
@@ -180,6 +181,15 @@ void AsyncEngine::Loop() {
         e.output = std::move(o);
         e.time = now;
         sink->Push(std::move(e));
+      }
+      if (!engine_.fatal().ok()) {
+        bool first;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          first = fatal_.empty();
+          fatal_ = engine_.fatal().message();
+        }
+        if (first && on_fatal_) on_fatal_(engine_.fatal().message());
       }
     } else {
       // A request can finish without ever being stepped only through abort; anything left

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -73,6 +74,12 @@ class AsyncEngine {
   void Shutdown();
 
   EngineStats stats() const;
+  // Called once, on the engine thread, when the devices can no longer run steps (a
+  // tensor-parallel rank failed): every request in flight has failed with the message and
+  // later Submits fail; the server stops. Set before the first Submit.
+  void SetFatalHandler(std::function<void(const std::string&)> handler) {
+    on_fatal_ = std::move(handler);
+  }
   // Requests submitted and not yet finished or aborted.
   int32_t num_in_flight() const;
   // Effective context limit (prompt + output tokens) and vocabulary size.
@@ -100,11 +107,13 @@ class AsyncEngine {
   std::vector<std::string> aborts_;
   bool abort_all_ = false;
   bool stop_ = false;
+  std::string fatal_;  // why the engine stopped running steps, or empty
   EngineStats stats_;
   int32_t in_flight_ = 0;
 
   // Engine thread only: where each live request's outputs go.
   std::unordered_map<std::string, std::shared_ptr<OutputStream>> sinks_;
+  std::function<void(const std::string&)> on_fatal_;
   std::thread thread_;
 };
 

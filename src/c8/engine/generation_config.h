@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "c8/engine/sampling_params.h"
+#include "c8/sampling/sampling_params.h"
 #include "c8/util/status.h"
 
 namespace c8 {

@@ -67,26 +67,34 @@ Result<std::vector<C8LayerScales>> CalibrateKv(ModelBundle& bundle,
                                                const std::vector<int32_t>& all_tokens,
                                                const CalibrationOptions& o,
                                                KvRangeStats* stats_out) {
-  DecoderModel& model = *bundle.model;
-  const ModelConfig& c = model.config();
-  const int64_t channels = c.num_kv_heads * c.head_dim;
+  Executor& ex = *bundle.executor;
+  const ModelConfig& c = ex.config();
+  const int64_t D = c.head_dim;
+  const int64_t channels = c.num_kv_heads * D;
   std::vector<int32_t> tokens = all_tokens;
   if (o.max_tokens > 0 && static_cast<int64_t>(tokens.size()) > o.max_tokens) {
     tokens.resize(o.max_tokens);
   }
   if (tokens.empty()) return Error("calibration text produced no tokens");
-  const int64_t seq_len = std::min<int64_t>(o.seq_len, model.max_model_len());
-  const int64_t bs = bundle.kv_cache->spec().block_size;
-  if (bundle.kv_cache->spec().num_blocks * bs < seq_len) {
+  const int64_t seq_len = std::min<int64_t>(o.seq_len, ex.max_model_len());
+  const int64_t bs = ex.kv_spec().block_size;
+  if (ex.kv_spec().num_blocks * bs < seq_len) {
     return Error("KV cache too small for --seq-len " + std::to_string(seq_len));
   }
-  KvRangeStats stats;
-  stats.Init(c.num_layers, channels);
-  model.SetKvObserver([&](int64_t layer, const float* k, const float* v, int64_t T) {
-    stats.Observe(layer, k, v, T, channels);
-  });
+  // Each rank observes its own KV heads (channels [kv_head_begin * D, ...)) into its own
+  // statistics; they are merged by channel afterwards (replicated heads agree).
+  const int N = ex.tensor_parallel_size();
+  std::vector<KvRangeStats> rank_stats(static_cast<size_t>(N));
+  C8_RETURN_IF_ERROR(ex.RunOnAll([&](Worker& w) {
+    KvRangeStats& st = rank_stats[static_cast<size_t>(w.shard().rank)];
+    const int64_t local = w.shard().num_kv_heads * D;
+    st.Init(c.num_layers, local);
+    w.model().SetKvObserver([&st, local](int64_t layer, const float* k, const float* v, int64_t T) {
+      st.Observe(layer, k, v, T, local);
+    });
+    return Status::Ok();
+  }));
   const int64_t num_seqs = (static_cast<int64_t>(tokens.size()) + seq_len - 1) / seq_len;
-  std::vector<float> logits;
   Status st;
   for (int64_t s = 0; s < num_seqs && st.ok(); ++s) {
     const int64_t begin = s * seq_len;
@@ -101,11 +109,33 @@ Result<std::vector<C8LayerScales>> CalibrateKv(ModelBundle& bundle,
     b.num_cached = {0};
     b.max_blocks_per_seq = static_cast<int32_t>((n + bs - 1) / bs);
     for (int32_t i = 0; i < b.max_blocks_per_seq; ++i) b.block_tables.push_back(1 + i);
-    st = model.Forward(b, *bundle.kv_cache, logits);
+    st = ex.RunOnAll([&](Worker& w) {
+      std::vector<float> logits;
+      return w.ForwardHost(b, w.cache(), &logits);
+    });
     if (o.progress) o.progress(s + 1, num_seqs, "calibrating");
   }
-  model.SetKvObserver(nullptr);
+  C8_RETURN_IF_ERROR(ex.RunOnAll([](Worker& w) {
+    w.model().SetKvObserver(nullptr);
+    return Status::Ok();
+  }));
   C8_RETURN_IF_ERROR(st);
+  KvRangeStats stats;
+  stats.Init(c.num_layers, channels);
+  stats.tokens = rank_stats[0].tokens;
+  for (int r = 0; r < N; ++r) {
+    const KvRangeStats& rs = rank_stats[static_cast<size_t>(r)];
+    const int64_t c0 = ex.worker(r).shard().kv_head_begin * D;
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+      for (size_t i = 0; i < rs.k_min[l].size(); ++i) {
+        const size_t ch = static_cast<size_t>(c0) + i;
+        stats.k_min[l][ch] = std::min(stats.k_min[l][ch], rs.k_min[l][i]);
+        stats.k_max[l][ch] = std::max(stats.k_max[l][ch], rs.k_max[l][i]);
+        stats.v_min[l][ch] = std::min(stats.v_min[l][ch], rs.v_min[l][i]);
+        stats.v_max[l][ch] = std::max(stats.v_max[l][ch], rs.v_max[l][i]);
+      }
+    }
+  }
   std::vector<C8LayerScales> out;
   for (int64_t l = 0; l < c.num_layers; ++l) {
     out.push_back(ScalesFromRange(stats.k_min[l], stats.k_max[l], stats.v_min[l], stats.v_max[l],

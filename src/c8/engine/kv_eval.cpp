@@ -18,28 +18,53 @@ void LogSoftmax(const float* x, int64_t n, std::vector<double>& out) {
 }
 }  // namespace
 
-Result<KvEvalResult> EvaluateKv(DecoderModel& model, const std::vector<KvLayerConfig>& ref_layers,
+Result<KvEvalResult> EvaluateKv(Executor& ex, const std::vector<KvLayerConfig>& ref_layers,
                                 const std::vector<KvLayerConfig>& test_layers,
                                 const std::vector<int32_t>& all_tokens, const KvEvalOptions& o) {
-  const ModelConfig& c = model.config();
+  const ModelConfig& c = ex.config();
   std::vector<int32_t> tokens = all_tokens;
   if (o.max_tokens > 0 && static_cast<int64_t>(tokens.size()) > o.max_tokens) {
     tokens.resize(o.max_tokens);
   }
-  const int64_t W = std::min<int64_t>(o.window, model.max_model_len());
+  const int64_t W = std::min<int64_t>(o.window, ex.max_model_len());
   if (static_cast<int64_t>(tokens.size()) < 2 || W < 2) return Error("eval text is too short");
   const int64_t num_windows = (static_cast<int64_t>(tokens.size()) + W - 1) / W;
   const int64_t S = std::max<int64_t>(1, std::min(o.parallel, num_windows));
   const int64_t bs = 16;
   const int64_t blocks_per_window = (W + bs - 1) / bs;
-  KvCacheSpec spec;
-  spec.num_layers = c.num_layers;
-  spec.num_kv_heads = c.num_kv_heads;
-  spec.head_dim = c.head_dim;
-  spec.block_size = bs;
-  spec.num_blocks = 1 + S * blocks_per_window;
-  C8_ASSIGN_OR_RETURN(auto ref_cache, KvCache::Create(model.backend(), spec, ref_layers));
-  C8_ASSIGN_OR_RETURN(auto test_cache, KvCache::Create(model.backend(), spec, test_layers));
+  // Two caches (reference and tested dtype) on every rank, each holding that rank's heads.
+  const int N = ex.tensor_parallel_size();
+  std::vector<std::unique_ptr<KvCache>> ref_caches(static_cast<size_t>(N)),
+      test_caches(static_cast<size_t>(N));
+  C8_RETURN_IF_ERROR(ex.RunOnAll([&](Worker& w) -> Status {
+    KvCacheSpec spec;
+    spec.num_layers = c.num_layers;
+    spec.num_kv_heads = w.shard().num_kv_heads;
+    spec.head_dim = c.head_dim;
+    spec.block_size = bs;
+    spec.num_blocks = 1 + S * blocks_per_window;
+    const size_t r = static_cast<size_t>(w.shard().rank);
+    C8_ASSIGN_OR_RETURN(
+        ref_caches[r],
+        KvCache::Create(w.backend(), spec, SliceKvLayers(ref_layers, w.shard(), c.head_dim)));
+    C8_ASSIGN_OR_RETURN(
+        test_caches[r],
+        KvCache::Create(w.backend(), spec, SliceKvLayers(test_layers, w.shard(), c.head_dim)));
+    return Status::Ok();
+  }));
+  // Caches are freed on their ranks' threads (CUDA: their devices).
+  struct FreeCaches {
+    Executor& ex;
+    std::vector<std::unique_ptr<KvCache>>& a;
+    std::vector<std::unique_ptr<KvCache>>& b;
+    ~FreeCaches() {
+      (void)ex.RunOnAll([&](Worker& w) {
+        a[static_cast<size_t>(w.shard().rank)].reset();
+        b[static_cast<size_t>(w.shard().rank)].reset();
+        return Status::Ok();
+      });
+    }
+  } free_caches{ex, ref_caches, test_caches};
 
   const int64_t V = c.vocab_size;
   double nll_ref = 0, nll_test = 0, kl = 0;
@@ -78,8 +103,12 @@ Result<KvEvalResult> EvaluateKv(DecoderModel& model, const std::vector<KvLayerCo
         seq_of_row.push_back(static_cast<int64_t>(s));
       }
       if (b.token_ids.empty()) break;
-      C8_RETURN_IF_ERROR(model.Forward(b, *ref_cache, logits_ref));
-      C8_RETURN_IF_ERROR(model.Forward(b, *test_cache, logits_test));
+      C8_RETURN_IF_ERROR(ex.RunOnAll([&](Worker& w) -> Status {
+        const size_t r = static_cast<size_t>(w.shard().rank);
+        std::vector<float> unused;
+        C8_RETURN_IF_ERROR(w.ForwardHost(b, *ref_caches[r], r == 0 ? &logits_ref : &unused));
+        return w.ForwardHost(b, *test_caches[r], r == 0 ? &logits_test : &unused);
+      }));
       for (size_t r = 0; r < seq_of_row.size(); ++r) {
         const int64_t s = seq_of_row[r];
         const int32_t target = tokens[start[s] + t + 1];

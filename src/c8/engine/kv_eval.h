@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "c8/kv/kv_cache.h"
-#include "c8/model/decoder_model.h"
+#include "c8/runner/executor.h"
 #include "c8/util/progress.h"
 
 namespace c8 {
@@ -28,7 +28,8 @@ struct KvEvalResult {
   double top1_agreement = 0;    // fraction of positions with the same argmax
 };
 
-Result<KvEvalResult> EvaluateKv(DecoderModel& model, const std::vector<KvLayerConfig>& ref_layers,
+// Every rank of `ex` runs the windows (two temporary caches each); rank 0's logits are scored.
+Result<KvEvalResult> EvaluateKv(Executor& ex, const std::vector<KvLayerConfig>& ref_layers,
                                 const std::vector<KvLayerConfig>& test_layers,
                                 const std::vector<int32_t>& tokens, const KvEvalOptions& options);
 

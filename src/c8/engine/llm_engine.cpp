@@ -1,27 +1,30 @@
 #include "c8/engine/llm_engine.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <unordered_map>
 
-#include "c8/backend/cpu/sampling_row_builder.h"
+#include "c8/engine/step_builder.h"
+#include "c8/sampling/sampling_row_builder.h"
 
 namespace c8 {
 
 LlmEngine::LlmEngine(ModelBundle& bundle, const EngineConfig& config)
     : bundle_(bundle),
       config_(config),
-      kv_(static_cast<int32_t>(bundle.kv_cache->spec().num_blocks),
-          static_cast<int32_t>(bundle.kv_cache->spec().block_size), config.enable_prefix_caching),
+      kv_(static_cast<int32_t>(bundle.executor->kv_spec().num_blocks),
+          static_cast<int32_t>(bundle.executor->kv_spec().block_size),
+          config.enable_prefix_caching),
       scheduler_(config.scheduler, kv_),
-      runner_(*bundle.model, *bundle.kv_cache) {
+      executor_(*bundle.executor) {
   config_.scheduler.max_model_len = std::min<int32_t>(
-      config_.scheduler.max_model_len, static_cast<int32_t>(bundle.model->max_model_len()));
+      config_.scheduler.max_model_len, static_cast<int32_t>(executor_.max_model_len()));
 }
 
 Status LlmEngine::AddRequest(EngineRequest er) {
   C8_RETURN_IF_ERROR(er.params.Validate());
   const int32_t max_len = config_.scheduler.max_model_len;
-  const int64_t vocab = bundle_.model->config().vocab_size;
+  const int64_t vocab = executor_.config().vocab_size;
   if (er.prompt.empty()) return Error("prompt: must contain at least one token");
   if (static_cast<int32_t>(er.prompt.size()) >= max_len) {
     return Error("prompt: " + std::to_string(er.prompt.size()) +
@@ -69,8 +72,21 @@ std::vector<RequestOutput> LlmEngine::Step() {
     scheduler_.TakeFinished();
     return outputs;
   }
-  StepLogits sl;
-  Status st = runner_.Run(sched, sl);
+  // The step's batch and, for every sequence that completes its known tokens, its sampling row
+  // (the executor samples on the device: only ids and requested logprobs come back).
+  BuildForwardBatch(sched, static_cast<int32_t>(executor_.kv_spec().block_size), step_in_.batch,
+                    sampled_);
+  step_in_.sampling.Clear();
+  std::vector<Request*> sampling;  // in row order
+  for (size_t i = 0; i < sched.seqs.size(); ++i) {
+    if (!sampled_[i]) continue;
+    AddSamplingRow(*sched.seqs[i].request, static_cast<int32_t>(sampling.size()));
+    sampling.push_back(sched.seqs[i].request);
+  }
+  Status st = executor_.Execute(step_in_, &step_out_);
+  if (const std::string w = executor_.TakeGraphWarning(); !w.empty()) {
+    std::fprintf(stderr, "c8: CUDA graphs turned off (decode steps run eagerly): %s\n", w.c_str());
+  }
   std::unordered_map<Request*, size_t> index;
   auto out_for = [&](Request* r) -> RequestOutput& {
     auto it = index.find(r);
@@ -102,16 +118,17 @@ std::vector<RequestOutput> LlmEngine::Step() {
     }
   }
   std::vector<Request*> ready = scheduler_.OnStepDone(sched);
-  // Sample every ready sequence on the backend: only ids (and requested logprobs) come back.
-  sampling_rows_.Clear();
-  size_t i = 0;  // `ready` keeps the order of sched.seqs
-  for (Request* r : ready) {
-    while (sched.seqs[i].request != r) ++i;
-    AddSamplingRow(*r, sl.row_of[i]);
-  }
-  Status sample_st = Status::Ok();
-  if (!ready.empty()) {
-    sample_st = bundle_.model->backend().SampleRows(sl.device, sampling_rows_, &sampled_);
+  const std::vector<SampledToken>& sampled = step_out_.sampled;
+  if (ready != sampling || sampled.size() != sampling.size()) {  // never expected
+    for (Request* r : sampling) {
+      RequestOutput& o = out_for(r);
+      o.finished = true;
+      o.error = "engine: sampled " + std::to_string(sampled.size()) + " rows for " +
+                std::to_string(sampling.size()) + " sequences";
+      scheduler_.Finish(r, RequestStatus::kAborted);
+    }
+    scheduler_.TakeFinished();
+    return outputs;
   }
   for (size_t k = 0; k < ready.size(); ++k) {
     Request* r = ready[k];
@@ -119,20 +136,20 @@ std::vector<RequestOutput> LlmEngine::Step() {
     // advances once per sampled token, as the host Sampler does.
     r->rng->set_step(r->output.size() + 1);
     RequestOutput& o = out_for(r);
-    const std::string error = !sample_st.ok() ? sample_st.message() : sampled_[k].error;
+    const std::string& error = sampled[k].error;
     if (!error.empty()) {
       o.finished = true;
       o.error = error;
       scheduler_.Finish(r, RequestStatus::kAborted);
       continue;
     }
-    SampledToken* res = &sampled_[k];
+    const SampledToken* res = &sampled[k];
     r->output.push_back(res->token_id);
     TokenOutput t;
     t.token_id = res->token_id;
     if (res->has_logprob) t.logprob = res->logprob;
     t.rank = res->rank;
-    t.top_logprobs = std::move(res->top_logprobs);
+    t.top_logprobs = res->top_logprobs;
     o.new_tokens.push_back(std::move(t));
     StopUpdate u = r->stop->Append(res->token_id,
                                    r->decoder ? r->decoder->Push(res->token_id) : std::string());
@@ -151,7 +168,7 @@ std::vector<RequestOutput> LlmEngine::Step() {
 
 void LlmEngine::AddSamplingRow(const Request& r, int32_t logits_row) {
   AppendSamplingRow(logits_row, r.params, r.rng->seed(), r.rng->stream(), r.prompt, r.output,
-                    bundle_.defaults.eos_token_ids, sampling_rows_);
+                    bundle_.defaults.eos_token_ids, step_in_.sampling);
 }
 
 EngineStats LlmEngine::stats() const {

@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "c8/engine/model_bundle.h"
-#include "c8/engine/model_runner.h"
 #include "c8/engine/scheduler.h"
 
 namespace c8 {
@@ -64,25 +63,29 @@ class LlmEngine {
   Status AddRequest(EngineRequest request);
   bool Abort(const std::string& id);
   // Runs one scheduling + forward + sampling step. A failure of the forward pass fails
-  // every request of the step (reported in their outputs) but not the engine.
+  // every request of the step (reported in their outputs); a fatal executor failure (a
+  // tensor-parallel rank died) fails everything and fatal() says why.
   std::vector<RequestOutput> Step();
   bool HasWork() const { return scheduler_.HasWork(); }
+  // Set when the devices can no longer run steps (the server stops with this message).
+  const Status& fatal() const { return executor_.fatal(); }
   EngineStats stats() const;
   const EngineConfig& config() const { return config_; }
   ModelBundle& bundle() { return bundle_; }
 
  private:
-  // Appends the sampling row of `r` (its logits at `logits_row`) to sampling_rows_.
+  // Appends the sampling row of `r` (its logits at `logits_row`) to the step's rows.
   void AddSamplingRow(const Request& r, int32_t logits_row);
 
   ModelBundle& bundle_;
   EngineConfig config_;
   KvCacheManager kv_;
   Scheduler scheduler_;
-  ModelRunner runner_;
-  // Sampling scratch: the step's rows for Backend::SampleRows and their results.
-  SamplingRows sampling_rows_;
-  std::vector<SampledToken> sampled_;
+  Executor& executor_;
+  // Step scratch: what the executor gets (batch + sampling rows) and gives back.
+  StepInput step_in_;
+  StepOutput step_out_;
+  std::vector<bool> sampled_;
   uint64_t next_arrival_ = 0;
   int64_t prompt_tokens_ = 0, generation_tokens_ = 0;
 };

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "c8/engine/sampler.h"
-#include "c8/engine/sampling_params.h"
 #include "c8/engine/stop_checker.h"
+#include "c8/sampling/sampler.h"
+#include "c8/sampling/sampling_params.h"
 #include "c8/tokenizer/stream_decoder.h"
 
 namespace c8 {

@@ -27,7 +27,7 @@
 #include <variant>
 #include <vector>
 
-#include "c8/engine/sampling_params.h"
+#include "c8/sampling/sampling_params.h"
 
 namespace c8 {
 

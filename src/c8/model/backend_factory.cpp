@@ -13,7 +13,7 @@ Result<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& options) {
   if (options.device == "cpu") return std::unique_ptr<Backend>(new CpuBackend(options.num_threads));
 #ifdef C8_WITH_CUDA
   if (options.device == "cuda" || options.device == "auto") {
-    auto cuda = CreateCudaBackend();
+    auto cuda = CreateCudaBackend(options.device_index);
     if (cuda.ok()) return std::move(cuda).value();
     if (options.device == "cuda") return cuda.status();
   }

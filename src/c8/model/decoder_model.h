@@ -1,19 +1,24 @@
-// Llama / Qwen2 / Qwen3 decoder (one implementation, flags for QKV bias and QK-norm),
-// written only against the Backend op interface.
+// Llama / Qwen2 / Qwen3 decoder (one implementation, flags for QKV bias and QK-norm), written
+// only against the Backend op interface. A thin object: it holds this rank's weights and
+// activation buffers and queues the ops of one step; metadata upload, attention planning, graphs,
+// KV storage and sampling belong to the worker (runner/worker.h) that drives it.
+//
+// Tensor parallelism (model/tensor_parallel.h): the model holds its rank's shard and calls the
+// communicator after the row-parallel O / down projections and the vocab-parallel embedding
+// (all-reduce) and after the LM head (column gather of the logits).
 #pragma once
 
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "c8/backend/backend.h"
+#include "c8/backend/communicator.h"
 #include "c8/formats/model_config.h"
-#include "c8/formats/safetensors.h"
 #include "c8/kv/kv_cache.h"
-#include "c8/model/forward_batch.h"
+#include "c8/model/tensor_parallel.h"
+#include "c8/model/weight_loader.h"
 #include "c8/util/progress.h"
 
 namespace c8 {
@@ -22,108 +27,91 @@ struct ModelLoadOptions {
   int64_t max_model_len = 0;  // 0: the config's max_position_embeddings
   ProgressFn progress;        // per tensor
   // "auto": safetensors of the directory; "dummy": seeded random weights for config.json
-  // alone (benchmarks of large shapes; identical on every backend for the same seed).
+  // alone (benchmarks of large shapes; identical on every backend and every tensor-parallel
+  // size for the same seed).
   std::string load_format = "auto";
   uint64_t seed = 0;
 };
 
-// Deterministic pseudo-random weights for --load-format dummy: uniform with std `std_dev`
-// around `mean`, a function of (seed, name, index) only.
-void FillDummyWeights(const std::string& name, uint64_t seed, float mean, float std_dev, float* out,
-                      int64_t n);
+// The device pointers of one step (all backend memory) and its sizes.
+struct StepBuffers {
+  const AttentionMeta* meta = nullptr;
+  const int32_t* ids = nullptr;        // (T)
+  const int32_t* positions = nullptr;  // (T)
+  const int32_t* rows = nullptr;       // (R) rows of T whose logits are wanted
+  int64_t T = 0, R = 0;
+};
 
 class DecoderModel {
  public:
-  // Reads <dir>/config.json and the safetensors weights; every missing tensor or shape
-  // mismatch is an error naming the tensor.
+  // Reads <dir>/config.json and this rank's slices of the safetensors weights; every missing
+  // tensor or shape mismatch is an error naming the tensor. `comm` is null for one rank.
   static Result<std::unique_ptr<DecoderModel>> Load(const std::string& dir, Backend& backend,
-                                                    const ModelLoadOptions& options);
+                                                    const ModelLoadOptions& options,
+                                                    const ShardSpec& shard = {},
+                                                    Communicator* comm = nullptr);
   ~DecoderModel();
 
-  const ModelConfig& config() const { return config_; }
+  const ModelConfig& config() const { return config_; }  // the whole model's
+  const ShardSpec& shard() const { return shard_; }
   int64_t max_model_len() const { return max_model_len_; }
   Backend& backend() { return backend_; }
   int64_t WeightBytes() const { return weight_bytes_; }
+  // This rank's attention heads.
+  AttentionShape attention_shape() const;
 
   // Calibration hook: called per layer with this step's K and V after RoPE and QK-norm,
-  // on the host: k, v (T, num_kv_heads * head_dim) fp32. Slows the forward pass.
+  // on the host: k, v (T, this rank's KV heads * head_dim) fp32. Slows the forward pass.
   using KvObserver = std::function<void(int64_t layer, const float* k, const float* v, int64_t T)>;
   void SetKvObserver(KvObserver observer) { kv_observer_ = std::move(observer); }
+  bool has_kv_observer() const { return static_cast<bool>(kv_observer_); }
 
-  // Runs one step over batch: writes every new token's K/V to its slot in `cache` and
-  // returns fp32 logits (R, vocab) of the requested rows in `logits`.
-  Status Forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits);
-  // Decode steps (one new token per sequence, every sequence sampled) of up to `max_batch`
-  // sequences run as captured graphs when the backend has them (CUDA graphs): one graph per
-  // (batch bucket, block-table width bucket, cache), captured on first use, replayed after.
-  // 0 turns graphs off (--enforce-eager). Call before the first forward for best effect.
-  void EnableGraphs(int32_t max_batch);
-  int32_t graph_max_batch() const { return graph_max_batch_; }
-  // Why graphs were turned off at run time (a capture failed), or empty.
-  const std::string& graph_error() const { return graph_error_; }
-  // Graphs captured so far (for logs and tests).
-  size_t num_graphs() const { return graphs_.size(); }
+  // Grows the activation buffers to hold `tokens` tokens and `rows` logits rows. Buffers that
+  // move bump scratch_epoch() (graphs captured against the old ones must not run).
+  void EnsureScratch(int64_t tokens, int64_t rows);
+  uint64_t scratch_epoch() const { return scratch_epoch_; }
 
-  // Same step, but leaves the logits on the backend: `logits` = fp32 (R, vocab) backend memory
-  // owned by the model, valid until the next forward call (empty tensor when R = 0). For
-  // Backend::SampleRows, so that only sampled ids cross to the host.
-  Status ForwardDevice(const ForwardBatch& batch, KvCache& cache, Tensor* logits);
+  // Queues every op of one step (no copies, no synchronization: also what graphs capture):
+  // writes every new token's K/V into `cache` and leaves fp32 logits (R, vocab) in `logits`
+  // (model-owned backend memory, valid until the next step; empty when R = 0). EnsureScratch
+  // must have been called for T and R.
+  void QueueStep(const StepBuffers& step, KvCache& cache, Tensor* logits);
+  // The first `rows` rows of the logits buffer QueueStep fills: fp32 (rows, vocab).
+  Tensor logits(int64_t rows) const {
+    return Tensor(logits_, DType::kF32, {rows, config_.vocab_size});
+  }
 
  private:
   struct Layer {
     Tensor input_norm, post_norm;  // (H)
-    Tensor qkv_w;                  // ((Hq + 2 Hkv) D, H)
-    Tensor qkv_b;                  // ((Hq + 2 Hkv) D) or empty
+    Tensor qkv_w;                  // ((hq + 2 hkv) D, H): this rank's heads
+    Tensor qkv_b;                  // ((hq + 2 hkv) D) or empty
     Tensor q_norm, k_norm;         // (D) or empty
-    Tensor o_w;                    // (H, Hq D)
-    Tensor gate_up_w;              // (2 I, H)
-    Tensor down_w;                 // (H, I)
+    Tensor o_w;                    // (H, hq D)
+    Tensor gate_up_w;              // (2 i, H): this rank's gate rows | up rows
+    Tensor down_w;                 // (H, i)
   };
-  DecoderModel(Backend& b) : backend_(b) {}
+  explicit DecoderModel(Backend& b) : backend_(b) {}
   Status LoadWeights(const WeightStore* ws, const ModelLoadOptions& options);
-  void EnsureScratch(int64_t tokens, int64_t logit_rows);
-  Status CheckBatch(const ForwardBatch& batch) const;
-  // Queues every op of one step (no copies, no synchronization: also what graphs capture).
-  // ids, positions, rows: backend int32 (T), (T), (R); logits: fp32 (R, vocab) view or empty.
-  void QueueStep(const AttentionMeta& meta, const int32_t* ids, const int32_t* positions,
-                 const int32_t* rows, int64_t T, int64_t R, KvCache& cache, Tensor* logits);
-  // Decode step through a graph; false (nothing queued) when the batch does not qualify.
-  Result<bool> ForwardGraph(const ForwardBatch& batch, KvCache& cache, Tensor* logits);
-  void DestroyGraphs();
-  void* Track(void* p) {
-    owned_.push_back(p);
-    return p;
-  }
+  void ObserveKv(int64_t layer, const Tensor& qkv, int64_t T);
 
   Backend& backend_;
+  Communicator* comm_ = nullptr;
   ModelConfig config_;
+  ShardSpec shard_;
   int64_t max_model_len_ = 0;
   int64_t weight_bytes_ = 0;
-  Tensor embed_, final_norm_, lm_head_, rope_;
+  Tensor embed_, final_norm_, lm_head_, rope_;  // embed_, lm_head_: (vocab_block, H)
   std::vector<Layer> layers_;
   std::vector<void*> owned_;
   KvObserver kv_observer_;
   std::vector<float> observe_qkv_, observe_k_, observe_v_;
-  // Scratch, grown on demand.
+  // Activation buffers, grown on demand.
   int64_t scratch_tokens_ = 0, scratch_rows_ = 0;
+  uint64_t scratch_epoch_ = 1;
   void *hidden_ = nullptr, *residual_ = nullptr, *normed_ = nullptr, *qkv_ = nullptr,
        *attn_ = nullptr, *gate_up_ = nullptr, *act_ = nullptr, *rows_ = nullptr, *logits_ = nullptr,
-       *meta_ints_ = nullptr;
-  size_t meta_ints_capacity_ = 0;
-  // Graphs: key (cache id, batch bucket, block-table width) -> captured graph.
-  struct GraphEntry {
-    int64_t id = 0;
-    uint64_t epoch = 0;
-    uint64_t last_use = 0;
-  };
-  int32_t graph_max_batch_ = 0;
-  int32_t graph_max_blocks_ = 0;  // block-table width capacity of graph_meta_
-  std::string graph_error_;
-  std::map<std::tuple<uint64_t, int32_t, int32_t>, GraphEntry> graphs_;
-  uint64_t graph_clock_ = 0;
-  void* graph_meta_ =
-      nullptr;  // ids | positions | query_start | num_cached | tables | slots | rows
-  std::vector<int32_t> graph_ints_;
+       *local_logits_ = nullptr;
 };
 
 }  // namespace c8

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "c8/engine/sampling_params.h"
+#include "c8/sampling/sampling_params.h"
 #include "c8/server/api_error.h"
 
 namespace c8 {

@@ -89,19 +89,20 @@ Tensor CpuBackend::UploadF32(const float* src, std::initializer_list<int64_t> sh
   return t;
 }
 
-void CpuBackend::Embedding(const Tensor& table, const int32_t* ids, Tensor& out) {
-  const int64_t H = table.dim(1);
-  if (table.dtype == DType::kBF16) {
-    for (int64_t t = 0; t < out.dim(0); ++t) {
-      const uint16_t* row = table.as<uint16_t>() + static_cast<int64_t>(ids[t]) * H;
-      float* o = out.as<float>() + t * H;
-      for (int64_t i = 0; i < H; ++i) o[i] = Bf16ToF32(row[i]);
-    }
-    return;
-  }
+void CpuBackend::Embedding(const Tensor& table, const int32_t* ids, int64_t vocab_begin,
+                           Tensor& out) {
+  const int64_t V = table.dim(0), H = table.dim(1);
   for (int64_t t = 0; t < out.dim(0); ++t) {
-    std::memcpy(out.as<float>() + t * H, table.as<float>() + static_cast<int64_t>(ids[t]) * H,
-                H * 4);
+    const int64_t row = static_cast<int64_t>(ids[t]) - vocab_begin;
+    float* o = out.as<float>() + t * H;
+    if (row < 0 || row >= V) {  // another rank's row: it arrives through the all-reduce
+      std::memset(o, 0, H * 4);
+    } else if (table.dtype == DType::kBF16) {
+      const uint16_t* r = table.as<uint16_t>() + row * H;
+      for (int64_t i = 0; i < H; ++i) o[i] = Bf16ToF32(r[i]);
+    } else {
+      std::memcpy(o, table.as<float>() + row * H, H * 4);
+    }
   }
 }
 

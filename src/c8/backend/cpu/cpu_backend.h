@@ -27,7 +27,8 @@ class CpuBackend final : public Backend {
                               std::initializer_list<int64_t> shape) override;
   Tensor UploadF32(const float* src, std::initializer_list<int64_t> shape) override;
 
-  void Embedding(const Tensor& table, const int32_t* ids, Tensor& out) override;
+  void Embedding(const Tensor& table, const int32_t* ids, int64_t vocab_begin,
+                 Tensor& out) override;
   void RmsNorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override;
   void AddRmsNorm(Tensor& residual, const Tensor& x, const Tensor& w, float eps,
                   Tensor& out) override;
@@ -41,7 +42,7 @@ class CpuBackend final : public Backend {
                  const AttentionShape& shape, Tensor& out) override;
   void GatherRows(const Tensor& x, const int32_t* rows, Tensor& out) override;
   void ToHostF32(const Tensor& x, float* host) override;
-  // cpu_sampling.cpp: the host Sampler, row by row (bit-exact with c8/backend/cpu/sampler.h).
+  // cpu_sampling.cpp: the host Sampler, row by row (bit-exact with c8/sampling/sampler.h).
   Status SampleRows(const Tensor& logits, const SamplingRows& rows,
                     std::vector<SampledToken>* out) override;
 

@@ -1,10 +1,10 @@
 // CpuBackend::SampleRows: each row through the host Sampler, so results are bit-identical to
-// sampling the same logits with c8/backend/cpu/sampler.h directly.
+// sampling the same logits with c8/sampling/sampler.h directly.
 #include <climits>
 #include <optional>
 
 #include "c8/backend/cpu/cpu_backend.h"
-#include "c8/backend/cpu/sampler.h"
+#include "c8/sampling/sampler.h"
 
 namespace c8 {
 

@@ -29,7 +29,7 @@ uint16_t* Bf16Ptr(const Tensor& t) {
 
 }  // namespace
 
-Result<std::unique_ptr<Backend>> CreateCudaBackend() {
+Result<std::unique_ptr<Backend>> CreateCudaBackend(int device) {
   int count = 0;
   cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess || count == 0) {
@@ -37,24 +37,38 @@ Result<std::unique_ptr<Backend>> CreateCudaBackend() {
     return Error(std::string("cuda backend: no CUDA device available (") +
                  (err != cudaSuccess ? cudaGetErrorString(err) : "0 devices") + ")");
   }
+  if (device < 0 || device >= count) {
+    return Error("cuda backend: CUDA device " + std::to_string(device) + " requested but only " +
+                 std::to_string(count) + " present");
+  }
+  const std::string dev = "device " + std::to_string(device);
+  err = cudaSetDevice(device);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    return Error("cuda backend: cannot select " + dev + ": " + cudaGetErrorString(err));
+  }
   auto st = std::make_unique<CudaBackendState>();
+  st->device = device;
   cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, st->device) != cudaSuccess) {
-    return Error("cuda backend: cannot query device 0");
+  if (cudaGetDeviceProperties(&prop, device) != cudaSuccess) {
+    cudaGetLastError();
+    return Error("cuda backend: cannot query " + dev);
   }
   if (prop.major != 9) {
-    return Error("cuda backend: device 0 (" + std::string(prop.name) + ", sm_" +
+    return Error("cuda backend: " + dev + " (" + std::string(prop.name) + ", sm_" +
                  std::to_string(prop.major) + std::to_string(prop.minor) +
                  ") is not Hopper; this build has sm_90a kernels only");
   }
-  if (cudaSetDevice(st->device) != cudaSuccess ||
-      cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking) != cudaSuccess) {
-    return Error("cuda backend: cannot create a stream on device 0");
+  st->ctx.device = device;
+  st->ctx.num_sms = prop.multiProcessorCount;
+  if (cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking) != cudaSuccess) {
+    cudaGetLastError();
+    return Error("cuda backend: cannot create a stream on " + dev);
   }
   Status s = st->gemm.Init();
   if (!s.ok()) {
     cudaStreamDestroy(st->stream);
-    return s.WithContext("cuda backend");
+    return s.WithContext("cuda backend (" + dev + ")");
   }
   return std::unique_ptr<Backend>(new CudaBackend(std::move(st)));
 }
@@ -62,6 +76,9 @@ Result<std::unique_ptr<Backend>> CreateCudaBackend() {
 CudaBackend::CudaBackend(std::unique_ptr<CudaBackendState> state) : s_(std::move(state)) {}
 
 CudaBackend::~CudaBackend() {
+  // Release on the backend's device, whichever thread destroys it; the thread's current device
+  // is restored afterwards.
+  ScopedDevice on(s_->device);
   cudaStreamSynchronize(s_->stream);
   s_->cudnn.reset();
   for (auto& [id, exec] : s_->graphs) cudaGraphExecDestroy(exec);
@@ -72,6 +89,29 @@ CudaBackend::~CudaBackend() {
   if (s_->workspace) cudaFree(s_->workspace);
   if (s_->sample_buf) cudaFree(s_->sample_buf);
   cudaStreamDestroy(s_->stream);
+  s_.reset();  // cuBLASLt and cuDNN handles and buffers, on this device too
+}
+
+void CudaBackend::BindThread() {
+  s_->Check(cudaSetDevice(s_->device), "cudaSetDevice in BindThread");
+}
+
+int CudaBackend::device() const {
+  return s_->device;
+}
+
+void CudaBackend::SetDecodeSwap(bool on) {
+  s_->ctx.decode_swap = on;
+}
+
+bool CudaBackend::capturing() const {
+  return s_->capturing;
+}
+void CudaBackend::RecordError(const std::string& msg) {
+  s_->Fail(msg);
+}
+void CudaBackend::BumpGraphEpoch() {
+  ++s_->graph_epoch;
 }
 
 Status CudaBackend::status() const {
@@ -82,6 +122,7 @@ void* CudaBackend::stream() const {
 }
 
 void* CudaBackend::Malloc(size_t bytes) {
+  ScopedDevice on(s_->device);
   void* p = nullptr;
   if (!s_->Check(cudaMalloc(&p, bytes == 0 ? 256 : bytes),
                  ("cudaMalloc of " + std::to_string(bytes) + " bytes").c_str())) {
@@ -92,6 +133,7 @@ void* CudaBackend::Malloc(size_t bytes) {
 
 void CudaBackend::Free(void* ptr) {
   if (!ptr) return;
+  ScopedDevice on(s_->device);
   // Work queued on the stream may still read the buffer.
   s_->Check(cudaStreamSynchronize(s_->stream), "synchronize before free");
   s_->Check(cudaFree(ptr), "cudaFree");
@@ -103,6 +145,7 @@ void CudaBackend::Free(void* ptr) {
 // ones (weights at load time) are staged by the driver.
 void CudaBackend::CopyToDevice(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
+  ScopedDevice on(s_->device);  // the staging events belong to the backend's device
   constexpr size_t kStagedCopyMax = 64u << 20;
   if (bytes <= kStagedCopyMax && !s_->capturing) {
     CudaBackendState::Staging& st = s_->staging[s_->next_staging];
@@ -141,12 +184,14 @@ void CudaBackend::CopyToDevice(void* dst, const void* src, size_t bytes) {
 
 void CudaBackend::CopyToHost(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
+  ScopedDevice on(s_->device);
   s_->Check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s_->stream), "copy to host");
   s_->Check(cudaStreamSynchronize(s_->stream), "synchronize after copy to host");
 }
 
 void CudaBackend::Memset(void* dst, int value, size_t bytes) {
   if (bytes == 0) return;
+  ScopedDevice on(s_->device);
   s_->Check(cudaMemsetAsync(dst, value, bytes, s_->stream), "memset");
 }
 
@@ -160,6 +205,7 @@ Result<Tensor> CudaBackend::UploadWeight(const void* src, DType src_dtype,
     return Error("cuda backend: weight dtype " + std::string(DTypeName(src_dtype)) +
                  " is not supported (F32, F16, BF16, F64)");
   }
+  ScopedDevice on(s_->device);
   Tensor t(nullptr, DType::kBF16, shape);
   const int64_t n = t.numel();
   const size_t src_bytes = static_cast<size_t>(n) * DTypeSize(src_dtype);
@@ -206,10 +252,13 @@ Tensor CudaBackend::UploadF32(const float* src, std::initializer_list<int64_t> s
   return t;
 }
 
-void CudaBackend::Embedding(const Tensor& table, const int32_t* ids, Tensor& out) {
+void CudaBackend::Embedding(const Tensor& table, const int32_t* ids, int64_t vocab_begin,
+                            Tensor& out) {
   if (table.dtype != out.dtype) return s_->Fail("Embedding: table and out dtypes differ");
+  if (table.dim(1) != out.dim(1)) return s_->Fail("Embedding: table and out widths differ");
   const int64_t row_bytes = table.dim(1) * static_cast<int64_t>(DTypeSize(table.dtype));
-  cuda::LaunchEmbedding(table.data, ids, out.dim(0), row_bytes, out.data, s_->stream);
+  cuda::LaunchEmbedding(table.data, table.dim(0), ids, vocab_begin, out.dim(0), row_bytes, out.data,
+                        s_->stream);
   s_->CheckLaunch("Embedding");
 }
 
@@ -304,20 +353,36 @@ void CudaBackend::WriteKvCache(const Tensor& qkv, const AttentionMeta& meta,
   s_->CheckLaunch("WriteKvCache");
 }
 
+void CudaBackend::Plan(const AttentionShape& shape, const AttentionMeta& meta, const KvDType* only,
+                       AttentionPlan& plan) {
+  cuda::PlanPagedAttention(s_->ctx, meta, shape, only, plan);
+  plan.use_cudnn = meta.no_cached_keys && meta.max_query_len >= kCudnnMinQueryLen && UseCudnn();
+}
+
+void CudaBackend::PlanAttention(const AttentionShape& shape, AttentionMeta& meta) {
+  Plan(shape, meta, nullptr, meta.plan);
+}
+
 void CudaBackend::Attention(const Tensor& qkv, const AttentionMeta& meta, const KvLayerView& cache,
                             const AttentionShape& shape, Tensor& out) {
   if (!IsBf16(qkv) || !IsBf16(out)) return s_->Fail("Attention: qkv and out must be bf16");
   const std::string bad = CheckAttentionShape(shape, cache);
   if (!bad.empty()) return s_->Fail("Attention: " + bad);
-  if (meta.no_cached_keys && meta.max_query_len >= kCudnnMinQueryLen && !s_->capturing &&
-      UseCudnn()) {
+  // The step's plan (PlanAttention), or one made here for this call and this cache dtype.
+  AttentionPlan local;
+  const AttentionPlan* plan = &meta.plan;
+  if (!cuda::PlanMatches(meta.plan, meta, shape)) {
+    Plan(shape, meta, &cache.dtype, local);
+    plan = &local;
+  }
+  if (plan->use_cudnn && !s_->capturing) {
     Result<bool> done = s_->cudnn->Run(
         Bf16Ptr(qkv), meta.query_start, meta.num_seqs, meta.num_tokens, meta.max_query_len,
         shape.num_heads, shape.num_kv_heads, shape.head_dim, shape.scale, Bf16Ptr(out), s_->stream);
     if (!done.ok()) return s_->Fail("Attention (cuDNN prefill): " + done.message());
     if (*done) return;
   }
-  const size_t need = cuda::PagedAttentionWorkspaceBytes(meta, shape, cache.dtype);
+  const size_t need = cuda::PagedAttentionWorkspaceBytes(*plan, meta, shape, cache.dtype);
   if (need > s_->workspace_bytes) {
     if (s_->capturing) {
       return s_->Fail("Attention: the split-KV workspace would grow during graph capture");
@@ -329,14 +394,14 @@ void CudaBackend::Attention(const Tensor& qkv, const AttentionMeta& meta, const 
     }
     s_->workspace = nullptr;
     s_->workspace_bytes = 0;
-    // Headroom (and at least 64 MiB) so that graphs of larger batches rarely force a regrowth,
-    // which invalidates every captured graph.
+    // Headroom (and at least 64 MiB, which also covers any prefill split) so that graphs of
+    // larger batches rarely force a regrowth, which invalidates every captured graph.
     const size_t want = std::max<size_t>(need * 2, size_t(64) << 20);
     if (!s_->Check(cudaMalloc(&s_->workspace, want), "attention workspace")) return;
     s_->workspace_bytes = want;
   }
-  cuda::LaunchPagedAttention(Bf16Ptr(qkv), meta, cache, shape, Bf16Ptr(out), s_->workspace,
-                             s_->stream);
+  cuda::LaunchPagedAttention(s_->ctx, *plan, Bf16Ptr(qkv), meta, cache, shape, Bf16Ptr(out),
+                             s_->workspace, s_->stream);
   s_->CheckLaunch("Attention");
 }
 

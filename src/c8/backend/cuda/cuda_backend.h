@@ -2,7 +2,12 @@
 // GEMM through cuBLASLt, paged attention over bf16 / fp32 / C8 int8 caches. Every op is
 // asynchronous on one stream the backend owns; CopyToHost and ToHostF32 wait for it.
 //
-// Thread ownership: one backend is driven by one host thread (the engine/runner thread).
+// Thread ownership: one backend is driven by one host thread at a time, on which the backend's
+// GPU must be the current device for the ops (kernel launches): CreateCudaBackend selects it on
+// the creating thread, and any other thread calls BindThread() before its first op. Memory,
+// copies, weight uploads, MemoryInfo and destruction switch to the backend's device themselves
+// (and back), so they work from any thread. Backends share no state, so several backends (one
+// per GPU, tensor parallelism) run from several threads at once.
 // Errors of asynchronous ops are sticky: the first failing CUDA call is recorded and
 // returned by status() (the op interface itself has no error channel).
 #pragma once
@@ -16,8 +21,9 @@
 
 namespace c8 {
 
-// Returns an error value (never crashes) when no usable CUDA device is present.
-Result<std::unique_ptr<Backend>> CreateCudaBackend();
+// A backend on GPU `device` (made the calling thread's current device). Returns an error value
+// (never crashes) when that device does not exist or is not usable (not Hopper, driver too old).
+Result<std::unique_ptr<Backend>> CreateCudaBackend(int device = 0);
 
 struct CudaBackendState;  // streams, cuBLASLt handle, workspaces (cuda_backend.cpp)
 
@@ -30,6 +36,8 @@ class CudaBackend final : public Backend {
   CudaBackend& operator=(const CudaBackend&) = delete;
 
   std::string Name() const override { return "cuda"; }
+  // cudaSetDevice(device()) on the calling thread.
+  void BindThread() override;
   DType ActivationDType() const override { return DType::kBF16; }
 
   void* Malloc(size_t bytes) override;
@@ -43,7 +51,8 @@ class CudaBackend final : public Backend {
                               std::initializer_list<int64_t> shape) override;
   Tensor UploadF32(const float* src, std::initializer_list<int64_t> shape) override;
 
-  void Embedding(const Tensor& table, const int32_t* ids, Tensor& out) override;
+  void Embedding(const Tensor& table, const int32_t* ids, int64_t vocab_begin,
+                 Tensor& out) override;
   void RmsNorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override;
   void AddRmsNorm(Tensor& residual, const Tensor& x, const Tensor& w, float eps,
                   Tensor& out) override;
@@ -55,6 +64,9 @@ class CudaBackend final : public Backend {
                     KvLayerView& cache) override;
   void Attention(const Tensor& qkv, const AttentionMeta& meta, const KvLayerView& cache,
                  const AttentionShape& shape, Tensor& out) override;
+  // Fills meta.plan (AttentionPlan's CUDA fields): the decode split for bf16, int8 and fp32
+  // caches, the prefill split and the cuDNN choice, from meta's host fields and shape.
+  void PlanAttention(const AttentionShape& shape, AttentionMeta& meta) override;
   void GatherRows(const Tensor& x, const int32_t* rows, Tensor& out) override;
   void ToHostF32(const Tensor& x, float* host) override;
   // Sampling kernel of cuda_sampling.cu (one block per row); only ids and logprobs come back.
@@ -77,12 +89,28 @@ class CudaBackend final : public Backend {
   Status status() const;
   // The stream every op is queued on (a cudaStream_t).
   void* stream() const;
+  // The CUDA device index this backend runs on.
+  int device() const;
+  // C8 decode with groups <= 8 uses the swapped tile step (default on); false forces the 16-row
+  // head tile of the other dtypes (tests and benchmarks compare the two). Per backend.
+  void SetDecodeSwap(bool on);
+
+  // For components that queue their own work on this backend's stream (NcclCommunicator):
+  // whether a graph capture is in progress; records `msg` as the backend's sticky error (inside
+  // a capture it makes EndGraphCapture fail, and the status before the capture comes back);
+  // bumps GraphEpoch() after reallocating a buffer that captured graphs may use.
+  bool capturing() const;
+  void RecordError(const std::string& msg);
+  void BumpGraphEpoch();
 
  private:
   // PrefillNoCache batches whose longest sequence has at least this many tokens go to cuDNN's
   // fused attention when it is available (shorter ones: the backend's kernel, no graph builds).
   static constexpr int32_t kCudnnMinQueryLen = 512;
   bool UseCudnn();
+  // PlanAttention into `plan`; `only`: for that cache dtype alone (a per-call plan).
+  void Plan(const AttentionShape& shape, const AttentionMeta& meta, const KvDType* only,
+            AttentionPlan& plan);
 
   std::unique_ptr<CudaBackendState> s_;
 };

@@ -1,5 +1,6 @@
-// The state behind CudaBackend (private to src/c8/backend/cuda): stream, cuBLASLt, workspaces,
-// pinned staging, captured graphs and the sticky first error.
+// The state behind CudaBackend (private to src/c8/backend/cuda): device context, stream,
+// cuBLASLt, workspaces, pinned staging, captured graphs and the sticky first error. Nothing here
+// is shared between backends: two backends on two GPUs are driven from two threads at once.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -10,13 +11,37 @@
 #include <string>
 
 #include "c8/backend/cuda/cuda_cudnn_prefill.h"
+#include "c8/backend/cuda/cuda_device_context.h"
 #include "c8/backend/cuda/cuda_linear.h"
 #include "c8/util/status.h"
 
 namespace c8 {
 
+// Makes `device` the calling thread's current device for its scope (restoring the previous
+// one): for the backend's allocations, copies and queries, which then work from any thread.
+// Kernel launches are not guarded: they need the driving thread bound (BindThread).
+class ScopedDevice {
+ public:
+  explicit ScopedDevice(int device) {
+    int cur = -1;
+    if (cudaGetDevice(&cur) == cudaSuccess && cur != device &&
+        cudaSetDevice(device) == cudaSuccess) {
+      prev_ = cur;
+    }
+  }
+  ~ScopedDevice() {
+    if (prev_ >= 0) cudaSetDevice(prev_);
+  }
+  ScopedDevice(const ScopedDevice&) = delete;
+  ScopedDevice& operator=(const ScopedDevice&) = delete;
+
+ private:
+  int prev_ = -1;
+};
+
 struct CudaBackendState {
   int device = 0;
+  cuda::DeviceContext ctx;  // SM count, occupancy, attributes set, decode-swap switch
   cudaStream_t stream = nullptr;
   // Pinned staging for CopyToDevice (so small per-step uploads do not wait for the stream):
   // two slots used in turn, each reusable once the event of its last copy has completed.
@@ -38,8 +63,10 @@ struct CudaBackendState {
   // cuDNN fused attention for PrefillNoCache batches (created on first use; absent or
   // unavailable without cuDNN). Off with C8_CUDNN_PREFILL=0.
   std::unique_ptr<cuda::CudnnPrefill> cudnn;
-  int cudnn_state = -1;       // -1 unknown, 0 off, 1 on
-  void* workspace = nullptr;  // attention split-KV partials, grown on demand
+  int cudnn_state = -1;  // -1 unknown, 0 off, 1 on
+  // Attention split-KV partials (prefill split, then decode split, stream-ordered), grown on
+  // demand to PagedAttentionWorkspaceBytes.
+  void* workspace = nullptr;
   size_t workspace_bytes = 0;
   void* sample_buf = nullptr;  // SampleRows: args | penalty | masked | results | work
   size_t sample_buf_bytes = 0;

@@ -54,18 +54,22 @@ __global__ void Bf16ToF32Kernel(const uint16_t* src, int64_t n, float* dst) {
   }
 }
 
-// One CTA per output row; copies row_bytes with 16-byte (else 4-byte, else 1-byte) moves.
-__global__ void GatherKernel(const char* src, const int32_t* rows, int64_t row_bytes, char* dst) {
+// One CTA per output row: row r of dst = row rows[r] - begin of src (num_rows rows) when that
+// is in range, else zeros; row_bytes moved with 16-byte (else 1-byte) accesses.
+__global__ void GatherKernel(const char* src, const int32_t* rows, int64_t begin, int64_t num_rows,
+                             int64_t row_bytes, char* dst) {
   const int64_t r = blockIdx.x;
-  const char* s = src + static_cast<int64_t>(rows[r]) * row_bytes;
+  const int64_t i = static_cast<int64_t>(rows[r]) - begin;
+  const bool here = i >= 0 && i < num_rows;
+  const char* s = src + (here ? i : 0) * row_bytes;
   char* d = dst + r * row_bytes;
   if (row_bytes % 16 == 0 && (reinterpret_cast<uintptr_t>(src) % 16) == 0 &&
       (reinterpret_cast<uintptr_t>(dst) % 16) == 0) {
-    for (int64_t i = threadIdx.x; i < row_bytes / 16; i += blockDim.x) {
-      reinterpret_cast<uint4*>(d)[i] = reinterpret_cast<const uint4*>(s)[i];
+    for (int64_t k = threadIdx.x; k < row_bytes / 16; k += blockDim.x) {
+      reinterpret_cast<uint4*>(d)[k] = here ? reinterpret_cast<const uint4*>(s)[k] : uint4{};
     }
   } else {
-    for (int64_t i = threadIdx.x; i < row_bytes; i += blockDim.x) d[i] = s[i];
+    for (int64_t k = threadIdx.x; k < row_bytes; k += blockDim.x) d[k] = here ? s[k] : char(0);
   }
 }
 
@@ -151,16 +155,18 @@ void LaunchBf16ToF32(const uint16_t* src, int64_t n, float* dst, cudaStream_t st
   Bf16ToF32Kernel<<<GridFor(n, 256), 256, 0, stream>>>(src, n, dst);
 }
 
-void LaunchEmbedding(const void* table, const int32_t* ids, int64_t T, int64_t row_bytes, void* out,
-                     cudaStream_t stream) {
-  LaunchGatherRows(table, ids, T, row_bytes, out, stream);
+void LaunchEmbedding(const void* table, int64_t Vr, const int32_t* ids, int64_t vocab_begin,
+                     int64_t T, int64_t row_bytes, void* out, cudaStream_t stream) {
+  if (T <= 0) return;
+  GatherKernel<<<static_cast<unsigned>(T), 128, 0, stream>>>(
+      static_cast<const char*>(table), ids, vocab_begin, Vr, row_bytes, static_cast<char*>(out));
 }
 
 void LaunchGatherRows(const void* x, const int32_t* rows, int64_t R, int64_t row_bytes, void* out,
                       cudaStream_t stream) {
   if (R <= 0) return;
-  GatherKernel<<<static_cast<unsigned>(R), 128, 0, stream>>>(static_cast<const char*>(x), rows,
-                                                             row_bytes, static_cast<char*>(out));
+  GatherKernel<<<static_cast<unsigned>(R), 128, 0, stream>>>(
+      static_cast<const char*>(x), rows, 0, INT64_MAX, row_bytes, static_cast<char*>(out));
 }
 
 void LaunchRmsNorm(const uint16_t* x, const void* w, bool w_f32, float eps, int64_t T, int64_t H,

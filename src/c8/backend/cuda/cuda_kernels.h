@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "c8/backend/backend.h"
+#include "c8/backend/cuda/cuda_device_context.h"
 #include "c8/util/dtype.h"
 
 namespace c8::cuda {
@@ -19,9 +20,11 @@ void LaunchConvertToBf16(const void* src, DType src_dtype, int64_t n, uint16_t* 
 // dst (n) fp32 = src (n) bf16.
 void LaunchBf16ToF32(const uint16_t* src, int64_t n, float* dst, cudaStream_t stream);
 
-// out (T, H) = table (V, H) rows ids (T). Rows are copied as bytes (row_bytes each).
-void LaunchEmbedding(const void* table, const int32_t* ids, int64_t T, int64_t row_bytes, void* out,
-                     cudaStream_t stream);
+// Vocab-parallel lookup: table (Vr, H) holds the rows of vocab ids [vocab_begin, vocab_begin +
+// Vr). out (T, H) row t = table row ids[t] - vocab_begin when 0 <= ids[t] - vocab_begin < Vr,
+// else zeros. Rows are copied as bytes (row_bytes each).
+void LaunchEmbedding(const void* table, int64_t Vr, const int32_t* ids, int64_t vocab_begin,
+                     int64_t T, int64_t row_bytes, void* out, cudaStream_t stream);
 // out (R, H) = x rows `rows` (R), row_bytes per row.
 void LaunchGatherRows(const void* x, const int32_t* rows, int64_t R, int64_t row_bytes, void* out,
                       cudaStream_t stream);
@@ -51,27 +54,46 @@ void LaunchQkNormRope(uint16_t* qkv, const int32_t* positions, const void* q_nor
 void LaunchWriteKvCache(const uint16_t* qkv, const AttentionMeta& meta, const AttentionShape& shape,
                         const KvLayerView& cache, cudaStream_t stream);
 
-// C8 decode with groups <= 8 uses the swapped tile step (keys as mma rows); false = the 16-row
-// head tile of the other dtypes (benchmarks and tests compare the two).
-void SetDecodeSwap(bool on);
-// Split count the decode planner picks for a batch (benchmarks print it).
-int DecodeSplits(const AttentionMeta& meta, const AttentionShape& shape, KvDType dtype);
+// ---- paged attention (cuda_paged_attention.cu, cuda_prefill_attention.cu) ------------------
+// Host-side launch decisions are made once per step by PlanPagedAttention (CudaBackend::
+// PlanAttention) into an AttentionPlan; the launchers only read it. `ctx` holds the device facts
+// the planner uses (SM count, occupancy) and the one-time kernel attribute settings.
+
+// Fills plan's key (shape and metadata it is made from) and its split decisions: the
+// tensor-core decode split for bf16 and int8 caches, the CUDA-core split for fp32 caches and
+// the prefill kernel's split. `only`: plan for that cache dtype alone (a per-call plan; the
+// other dtypes' entries keep their defaults). use_cudnn is left to the caller.
+void PlanPagedAttention(DeviceContext& ctx, const AttentionMeta& meta, const AttentionShape& shape,
+                        const KvDType* only, AttentionPlan& plan);
+// True when `plan` was made (planned) for exactly this metadata and shape.
+bool PlanMatches(const AttentionPlan& plan, const AttentionMeta& meta, const AttentionShape& shape);
 
 // Paged attention over a mixed batch (rule in attention_meta.h).
-// qkv (T, (Hq + 2 Hkv) D) bf16 after RoPE; out (T, Hq D) bf16.
-// `workspace` must hold PagedAttentionWorkspaceBytes(meta, shape, cache dtype) bytes.
-size_t PagedAttentionWorkspaceBytes(const AttentionMeta& meta, const AttentionShape& shape,
-                                    KvDType dtype);
-void LaunchPagedAttention(const uint16_t* qkv, const AttentionMeta& meta, const KvLayerView& cache,
+// qkv (T, (Hq + 2 Hkv) D) bf16 after RoPE; out (T, Hq D) bf16. `plan` was made for meta and
+// shape (PlanMatches) covering cache.dtype. `workspace` must hold
+// PagedAttentionWorkspaceBytes(plan, meta, shape, cache dtype) bytes: the split partials of the
+// prefill kernel, then (stream-ordered, the same bytes) those of the decode kernel.
+size_t PagedAttentionWorkspaceBytes(const AttentionPlan& plan, const AttentionMeta& meta,
+                                    const AttentionShape& shape, KvDType dtype);
+void LaunchPagedAttention(DeviceContext& ctx, const AttentionPlan& plan, const uint16_t* qkv,
+                          const AttentionMeta& meta, const KvLayerView& cache,
                           const AttentionShape& shape, uint16_t* out, void* workspace,
                           cudaStream_t stream);
 
 // Tensor-core prefill (mma.sync m16n8k16 bf16) for sequences with more than one new token:
-// each such sequence attends to its cached blocks (any cache dtype, converted in shared memory)
+// each such sequence attends to its cached blocks (bf16 or int8, converted in shared memory)
 // plus its own fresh keys, causal. Sequences with exactly one new token are skipped.
-// Returns false when the shape is not supported (the caller falls back).
-bool LaunchPrefillAttention(const uint16_t* qkv, const AttentionMeta& meta,
-                            const KvLayerView& cache, const AttentionShape& shape, uint16_t* out,
+// Returns false when the shape is not supported (fp32 caches, head dims other than 64 / 128:
+// the caller falls back).
+// The split of the cached prefix (short chunks after long prefixes): PlanPrefillSplit; its
+// partials, PrefillSplitWorkspaceBytes bytes, go to `workspace` (unused without a split).
+KvSplitPlan PlanPrefillSplit(const DeviceContext& ctx, const AttentionMeta& meta,
+                             const AttentionShape& shape);
+size_t PrefillSplitWorkspaceBytes(const KvSplitPlan& split, const AttentionMeta& meta,
+                                  const AttentionShape& shape);
+bool LaunchPrefillAttention(DeviceContext& ctx, const KvSplitPlan& split, const uint16_t* qkv,
+                            const AttentionMeta& meta, const KvLayerView& cache,
+                            const AttentionShape& shape, uint16_t* out, void* workspace,
                             cudaStream_t stream);
 
 // Batched sampling (cuda_sampling.cu): per-row parameters as the kernel reads them. Floats and

@@ -578,86 +578,80 @@ __global__ void __launch_bounds__(kReduceThreads) TcDecodeReduceKernel(tc::TcPar
 
 // ---- split planning ------------------------------------------------------------------------
 
-bool g_decode_swap = true;
-
-struct SplitPlan {
-  int splits = 1, part_len = 1;
-};
-
-int NumSms() {
-  static int sms = [] {
-    int dev = 0, n = 132;
-    if (cudaGetDevice(&dev) == cudaSuccess) {
-      cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
-    }
-    return n;
-  }();
-  return sms;
-}
-
 // work: CTAs without splitting; the context is split (parts a multiple of `align` tokens, at
 // least min_part) until there are about `target` CTAs.
-SplitPlan PlanFor(int64_t work, int max_ctx, int64_t target, int min_part, int align) {
+KvSplitPlan PlanFor(int64_t work, int max_ctx, int64_t target, int min_part, int align) {
   max_ctx = std::max(1, max_ctx);
   int64_t splits = 1;
   if (work < target) splits = (target + work - 1) / work;
   splits = std::min<int64_t>({splits, (max_ctx + min_part - 1) / min_part, 512});
   splits = std::max<int64_t>(splits, 1);
   const int per = static_cast<int>((max_ctx + splits - 1) / splits);
-  SplitPlan plan;
+  KvSplitPlan plan;
   plan.part_len = ((per + align - 1) / align) * align;
   plan.splits = (max_ctx + plan.part_len - 1) / plan.part_len;
   return plan;
 }
 
 // CUDA-core kernel (fp32 caches).
-SplitPlan PlanSplits(const AttentionMeta& meta, const AttentionShape& shape) {
+KvSplitPlan PlanSplits(const DeviceContext& ctx, const AttentionMeta& meta,
+                       const AttentionShape& shape) {
   const int head_chunks = (shape.num_heads / shape.num_kv_heads + kMaxG - 1) / kMaxG;
   const int64_t work = int64_t(meta.num_tokens) * shape.num_kv_heads * head_chunks;
-  return PlanFor(work, meta.max_context_len, int64_t(NumSms()) * 8, 256, 64);
+  return PlanFor(work, meta.max_context_len, int64_t(ctx.num_sms) * 8, 256, 64);
 }
 
-// Resident CTAs per SM of a decode kernel (sets its shared-memory attribute on first use).
-// The swapped C8 step has the same shared memory and launch bounds as the 16-row one, so the
-// planner uses the 16-row kernel's figure for both.
+// Sets a decode kernel's shared-memory attribute on the context's device, once.
 template <int D, bool kC8, bool kSwap = false>
-int TcDecodeOccupancy() {
-  static const int occ = [] {
-    constexpr int kSmem = DecodeSmemBytes<D, kC8>();
-    cudaFuncSetAttribute(TcDecodeKernel<D, kC8, kSwap>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         kSmem);
+void ConfigureTcDecode(DeviceContext& ctx) {
+  bool& done = ctx.decode_configured[D == 128][kSwap ? 2 : kC8 ? 1 : 0];
+  if (done) return;
+  cudaFuncSetAttribute(TcDecodeKernel<D, kC8, kSwap>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                       DecodeSmemBytes<D, kC8>());
+  done = true;
+}
+
+// Resident CTAs per SM of a decode kernel (queried once per device). The swapped C8 step has
+// the same shared memory and launch bounds as the 16-row one, so the planner uses the 16-row
+// kernel's figure for both.
+template <int D, bool kC8>
+int TcDecodeOccupancy(DeviceContext& ctx) {
+  int& occ = ctx.decode_occupancy[D == 128][kC8];
+  if (occ == 0) {
+    ConfigureTcDecode<D, kC8>(ctx);
     int n = 0;
-    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, TcDecodeKernel<D, kC8, kSwap>, tc::kThreads,
-                                                  kSmem);
-    return std::max(1, n);
-  }();
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, TcDecodeKernel<D, kC8, false>, tc::kThreads,
+                                                  DecodeSmemBytes<D, kC8>());
+    occ = std::max(1, n);
+  }
   return occ;
 }
-int TcDecodeOccupancy(int D, bool c8) {
-  if (D == 128) return c8 ? TcDecodeOccupancy<128, true>() : TcDecodeOccupancy<128, false>();
-  return c8 ? TcDecodeOccupancy<64, true>() : TcDecodeOccupancy<64, false>();
+int TcDecodeOccupancy(DeviceContext& ctx, int D, bool c8) {
+  if (D == 128) return c8 ? TcDecodeOccupancy<128, true>(ctx) : TcDecodeOccupancy<128, false>(ctx);
+  return c8 ? TcDecodeOccupancy<64, true>(ctx) : TcDecodeOccupancy<64, false>(ctx);
 }
 
 // Tensor-core decode kernel (bf16 / int8 caches): every CTA streams one part, so the step takes
 // about waves x part (+ a fixed cost per CTA); pick the split count minimizing that, where
 // waves = ceil(CTAs / resident CTA slots). For a given wave count the best split count is the
 // largest that still fits in it, so only those candidates (one per wave count, a few) are
-// evaluated: this runs on the host for every layer of every eager step.
-SplitPlan PlanTcSplits(const AttentionMeta& meta, const AttentionShape& shape, bool c8) {
+// evaluated (once per step when the caller plans, PlanPagedAttention).
+KvSplitPlan PlanTcSplits(DeviceContext& ctx, const AttentionMeta& meta, const AttentionShape& shape,
+                         bool c8) {
   const int G = shape.num_heads / shape.num_kv_heads;
   const int head_tiles = (G + kDecodeRows - 1) / kDecodeRows;
   const int64_t work =
       std::max<int64_t>(1, int64_t(meta.num_seqs) * shape.num_kv_heads * head_tiles);
-  const int64_t slots = int64_t(NumSms()) * TcDecodeOccupancy(shape.head_dim, c8);
-  const int ctx = std::max(1, meta.max_context_len);
+  const int64_t slots = int64_t(ctx.num_sms) * TcDecodeOccupancy(ctx, shape.head_dim, c8);
+  const int ctxlen = std::max(1, meta.max_context_len);
   constexpr int kCtaCost = 192;  // keys' worth of prologue / merge / reduce per CTA
-  const int max_splits = std::max(1, std::min(kMaxSplits, (ctx + 255) / 256));
-  SplitPlan best;
+  const int max_splits = std::max(1, std::min(kMaxSplits, (ctxlen + 255) / 256));
+  KvSplitPlan best;
   int64_t best_cost = -1;
   auto consider = [&](int64_t want) {
     const int sp = static_cast<int>(std::clamp<int64_t>(want, 1, max_splits));
-    const int part = ((ctx + sp - 1) / sp + tc::kTileKeys - 1) / tc::kTileKeys * tc::kTileKeys;
-    const int splits = (ctx + part - 1) / part;
+    const int part = ((ctxlen + sp - 1) / sp + tc::kTileKeys - 1) / tc::kTileKeys * tc::kTileKeys;
+    const int splits = (ctxlen + part - 1) / part;
     const int64_t waves = (work * splits + slots - 1) / slots;
     const int64_t cost = waves * (part + kCtaCost);
     if (best_cost < 0 || cost < best_cost || (cost == best_cost && splits < best.splits)) {
@@ -672,23 +666,30 @@ SplitPlan PlanTcSplits(const AttentionMeta& meta, const AttentionShape& shape, b
   return best;
 }
 
+bool UsesTensorCores(KvDType dtype, const AttentionShape& shape) {
+  return dtype != KvDType::kF32 && (shape.head_dim == 64 || shape.head_dim == 128);
+}
+
 template <int D, typename T>
 void LaunchTyped(const AttnParams& p, dim3 grid, cudaStream_t stream) {
   SplitKvAttentionKernel<D, T><<<grid, kThreads, 0, stream>>>(p);
 }
 
 template <int D, bool kC8, bool kSwap = false>
-void LaunchTcDecode(const tc::TcParams& p, dim3 grid, cudaStream_t stream) {
-  TcDecodeOccupancy<D, kC8, kSwap>();  // sets the shared-memory attribute once
+void LaunchTcDecode(DeviceContext& ctx, const tc::TcParams& p, dim3 grid, cudaStream_t stream) {
+  ConfigureTcDecode<D, kC8, kSwap>(ctx);
   TcDecodeKernel<D, kC8, kSwap><<<grid, tc::kThreads, DecodeSmemBytes<D, kC8>(), stream>>>(p);
 }
 
-void LaunchTensorCoreAttention(const uint16_t* qkv, const AttentionMeta& meta,
-                               const KvLayerView& cache, const AttentionShape& shape, uint16_t* out,
-                               void* workspace, cudaStream_t stream) {
-  if (meta.max_query_len > 1) LaunchPrefillAttention(qkv, meta, cache, shape, out, stream);
+void LaunchTensorCoreAttention(DeviceContext& ctx, const AttentionPlan& ap, const uint16_t* qkv,
+                               const AttentionMeta& meta, const KvLayerView& cache,
+                               const AttentionShape& shape, uint16_t* out, void* workspace,
+                               cudaStream_t stream) {
+  if (meta.max_query_len > 1) {
+    LaunchPrefillAttention(ctx, ap.prefill, qkv, meta, cache, shape, out, workspace, stream);
+  }
   const bool c8 = cache.dtype == KvDType::kInt8;
-  const SplitPlan plan = PlanTcSplits(meta, shape, c8);
+  const KvSplitPlan& plan = c8 ? ap.decode_int8 : ap.decode_bf16;
   tc::TcParams p{};
   FillAttentionParams(p, qkv, meta, cache, shape, out);
   p.head_tiles = (p.G + kDecodeRows - 1) / kDecodeRows;
@@ -699,15 +700,15 @@ void LaunchTensorCoreAttention(const uint16_t* qkv, const AttentionMeta& meta,
   p.part_acc = plan.splits > 1 ? static_cast<float*>(workspace) + parts * 2 : nullptr;
   dim3 grid(static_cast<unsigned>(meta.num_seqs), static_cast<unsigned>(p.Hkv * p.head_tiles),
             static_cast<unsigned>(plan.splits));
-  const bool swap = c8 && p.G <= 8 && g_decode_swap;
+  const bool swap = c8 && p.G <= 8 && ctx.decode_swap;
   if (shape.head_dim == 128) {
-    swap ? LaunchTcDecode<128, true, true>(p, grid, stream)
-    : c8 ? LaunchTcDecode<128, true>(p, grid, stream)
-         : LaunchTcDecode<128, false>(p, grid, stream);
+    swap ? LaunchTcDecode<128, true, true>(ctx, p, grid, stream)
+    : c8 ? LaunchTcDecode<128, true>(ctx, p, grid, stream)
+         : LaunchTcDecode<128, false>(ctx, p, grid, stream);
   } else {
-    swap ? LaunchTcDecode<64, true, true>(p, grid, stream)
-    : c8 ? LaunchTcDecode<64, true>(p, grid, stream)
-         : LaunchTcDecode<64, false>(p, grid, stream);
+    swap ? LaunchTcDecode<64, true, true>(ctx, p, grid, stream)
+    : c8 ? LaunchTcDecode<64, true>(ctx, p, grid, stream)
+         : LaunchTcDecode<64, false>(ctx, p, grid, stream);
   }
   if (plan.splits > 1) {
     dim3 rgrid(static_cast<unsigned>(meta.num_seqs), static_cast<unsigned>(p.Hq));
@@ -717,39 +718,78 @@ void LaunchTensorCoreAttention(const uint16_t* qkv, const AttentionMeta& meta,
 
 }  // namespace
 
-void SetDecodeSwap(bool on) {
-  g_decode_swap = on;
-}
-int DecodeSplits(const AttentionMeta& meta, const AttentionShape& shape, KvDType dtype) {
-  return PlanTcSplits(meta, shape, dtype == KvDType::kInt8).splits;
+void PlanPagedAttention(DeviceContext& ctx, const AttentionMeta& meta, const AttentionShape& shape,
+                        const KvDType* only, AttentionPlan& plan) {
+  plan.planned = true;
+  plan.num_heads = shape.num_heads;
+  plan.num_kv_heads = shape.num_kv_heads;
+  plan.head_dim = shape.head_dim;
+  plan.num_seqs = meta.num_seqs;
+  plan.num_tokens = meta.num_tokens;
+  plan.max_query_len = meta.max_query_len;
+  plan.max_context_len = meta.max_context_len;
+  plan.no_cached_keys = meta.no_cached_keys;
+  plan.decode_bf16 = plan.decode_int8 = plan.decode_f32 = KvSplitPlan{};
+  plan.prefill = KvSplitPlan{1, 1 << 30};
+  if (shape.num_kv_heads <= 0 || shape.num_heads % shape.num_kv_heads != 0) return;
+  auto wanted = [&](KvDType d) { return only == nullptr || *only == d; };
+  if (UsesTensorCores(KvDType::kBF16, shape)) {
+    if (wanted(KvDType::kBF16)) plan.decode_bf16 = PlanTcSplits(ctx, meta, shape, false);
+    if (wanted(KvDType::kInt8)) plan.decode_int8 = PlanTcSplits(ctx, meta, shape, true);
+    if (meta.max_query_len > 1 && meta.num_seqs > 0 &&
+        (wanted(KvDType::kBF16) || wanted(KvDType::kInt8))) {
+      plan.prefill = PlanPrefillSplit(ctx, meta, shape);
+    }
+  }
+  // The CUDA-core kernel serves fp32 caches (and any dtype at head dims the tensor-core kernels
+  // lack, which Attention refuses today).
+  if (wanted(KvDType::kF32) || !UsesTensorCores(KvDType::kBF16, shape)) {
+    plan.decode_f32 = PlanSplits(ctx, meta, shape);
+  }
 }
 
-size_t PagedAttentionWorkspaceBytes(const AttentionMeta& meta, const AttentionShape& shape,
-                                    KvDType dtype) {
-  if (dtype != KvDType::kF32 && (shape.head_dim == 64 || shape.head_dim == 128)) {
-    // Tensor-core decode: partials per decode sequence (S, Hq, splits, D + 2).
-    const int splits = PlanTcSplits(meta, shape, dtype == KvDType::kInt8).splits;
-    if (splits <= 1) return 0;
-    return size_t(meta.num_seqs) * shape.num_heads * splits * (shape.head_dim + 2) * 4;
+bool PlanMatches(const AttentionPlan& plan, const AttentionMeta& meta,
+                 const AttentionShape& shape) {
+  return plan.planned && plan.num_heads == shape.num_heads &&
+         plan.num_kv_heads == shape.num_kv_heads && plan.head_dim == shape.head_dim &&
+         plan.num_seqs == meta.num_seqs && plan.num_tokens == meta.num_tokens &&
+         plan.max_query_len == meta.max_query_len && plan.max_context_len == meta.max_context_len &&
+         plan.no_cached_keys == meta.no_cached_keys;
+}
+
+size_t PagedAttentionWorkspaceBytes(const AttentionPlan& plan, const AttentionMeta& meta,
+                                    const AttentionShape& shape, KvDType dtype) {
+  if (UsesTensorCores(dtype, shape)) {
+    // Tensor-core decode: partials per decode sequence (S, Hq, splits, D + 2); the prefill
+    // kernel's partials use the same bytes before it (stream-ordered).
+    const int splits = (dtype == KvDType::kInt8 ? plan.decode_int8 : plan.decode_bf16).splits;
+    const size_t decode =
+        splits <= 1 ? 0
+                    : size_t(meta.num_seqs) * shape.num_heads * splits * (shape.head_dim + 2) * 4;
+    return std::max(decode, PrefillSplitWorkspaceBytes(plan.prefill, meta, shape));
   }
   // CUDA-core kernel: partials per token (T, Hq, splits, D + 2).
-  const int splits = PlanSplits(meta, shape).splits;
+  const int splits = plan.decode_f32.splits;
   if (splits <= 1) return 0;
   return size_t(meta.num_tokens) * shape.num_heads * splits * (shape.head_dim + 2) * 4;
 }
 
-void LaunchPagedAttention(const uint16_t* qkv, const AttentionMeta& meta, const KvLayerView& cache,
+void LaunchPagedAttention(DeviceContext& ctx, const AttentionPlan& ap, const uint16_t* qkv,
+                          const AttentionMeta& meta, const KvLayerView& cache,
                           const AttentionShape& shape, uint16_t* out, void* workspace,
                           cudaStream_t stream) {
   if (meta.num_tokens <= 0) return;
-  if (cache.dtype != KvDType::kF32 && (shape.head_dim == 64 || shape.head_dim == 128)) {
-    return LaunchTensorCoreAttention(qkv, meta, cache, shape, out, workspace, stream);
+  if (UsesTensorCores(cache.dtype, shape)) {
+    return LaunchTensorCoreAttention(ctx, ap, qkv, meta, cache, shape, out, workspace, stream);
   }
+  // fp32 caches: the CUDA-core kernel (the prefill kernel refuses them, so it serves every
+  // token).
   bool skip_prefill = false;
   if (meta.max_query_len > 1) {
-    skip_prefill = LaunchPrefillAttention(qkv, meta, cache, shape, out, stream);
+    skip_prefill =
+        LaunchPrefillAttention(ctx, ap.prefill, qkv, meta, cache, shape, out, workspace, stream);
   }
-  const SplitPlan plan = PlanSplits(meta, shape);
+  const KvSplitPlan& plan = ap.decode_f32;
   AttnParams p{};
   FillAttentionParams(p, qkv, meta, cache, shape, out);
   p.head_chunks = (p.G + kMaxG - 1) / kMaxG;

@@ -12,10 +12,9 @@
 //
 // KV split (short chunks after long cached prefixes, when rows x kv heads leave SMs idle): the
 // cached tiles are cut into `splits` parts of `part_tiles` tiles; every part writes its
-// (max, sum, unnormalized accumulator) and PrefillReduceKernel combines them.
+// (max, sum, unnormalized accumulator) and PrefillReduceKernel combines them. The partials live
+// in the backend's attention workspace (PagedAttentionWorkspaceBytes counts them).
 #include <algorithm>
-#include <mutex>
-#include <vector>
 
 #include "c8/backend/cuda/cuda_attention_params.h"
 #include "c8/backend/cuda/cuda_kernels.h"
@@ -284,88 +283,14 @@ __global__ void PrefillReduceKernel(TcParams p, PrefillSplit sp, int D) {
   p.out[(int64_t(qstart + i) * p.Hq + h) * D + d] = *reinterpret_cast<const uint16_t*>(&v);
 }
 
-int NumSms() {
-  static const int sms = [] {
-    int dev = 0, n = 132;
-    if (cudaGetDevice(&dev) == cudaSuccess) {
-      cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
-    }
-    return n;
-  }();
-  return sms;
-}
-
-// Split workspace, one growing buffer per stream (stream-ordered allocation, kept for the
-// process: at most kMaxWorkspace bytes each). Null when it cannot be had (no split then).
+// Split workspace cap (the partials of all parts of a step).
 constexpr size_t kMaxWorkspace = size_t(64) << 20;
-void* SplitWorkspace(size_t bytes, cudaStream_t stream) {
-  struct Buf {
-    cudaStream_t stream;
-    void* ptr;
-    size_t size;
-  };
-  static std::mutex mu;
-  static std::vector<Buf> bufs;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it =
-      std::find_if(bufs.begin(), bufs.end(), [&](const Buf& b) { return b.stream == stream; });
-  if (it == bufs.end()) it = bufs.insert(bufs.end(), Buf{stream, nullptr, 0});
-  if (it->size >= bytes) return it->ptr;
-  if (it->ptr != nullptr) cudaFreeAsync(it->ptr, stream);
-  it->ptr = nullptr;
-  it->size = 0;
-  const size_t want = std::max(bytes, std::min(kMaxWorkspace, bytes * 2));
-  if (cudaMallocAsync(&it->ptr, want, stream) != cudaSuccess) {
-    cudaGetLastError();  // clear it: the caller runs without a split
-    it->ptr = nullptr;
-    return nullptr;
-  }
-  it->size = want;
-  return it->ptr;
-}
-
-// Parts of the cached prefix: split only when the CTAs without a split fill less than half of
-// the resident slots (2 per SM) and the longest prefix has >= 2 x 8 tiles; parts of >= 8 tiles.
-PrefillSplit PlanPrefillSplit(const AttentionMeta& meta, const AttentionShape& shape, int64_t ctas,
-                              cudaStream_t stream) {
-  PrefillSplit sp;
-  const int64_t slots = int64_t(NumSms()) * 2;
-  // Upper bound of any sequence's cached tiles (a prefill sequence's own prefix may be shorter:
-  // it then uses fewer parts, the extra CTAs exit at once).
-  const int max_tiles = (meta.max_context_len + kTileKeys - 1) / kTileKeys;
-  constexpr int kMinPartTiles = 8;
-  if (ctas * 2 > slots || max_tiles < 2 * kMinPartTiles) return sp;
-  int splits = static_cast<int>(std::min<int64_t>(slots / std::max<int64_t>(ctas, 1), 64));
-  splits = std::min(splits, max_tiles / kMinPartTiles);
-  const int64_t per_split = int64_t(meta.num_tokens) * shape.num_heads * (shape.head_dim + 2) * 4;
-  splits = static_cast<int>(std::min<int64_t>(splits, int64_t(kMaxWorkspace) / per_split));
-  if (splits < 2) return sp;
-  sp.part_tiles = (max_tiles + splits - 1) / splits;
-  sp.splits = (max_tiles + sp.part_tiles - 1) / sp.part_tiles;
-  if (sp.splits < 2) return PrefillSplit{};
-  void* ws = SplitWorkspace(size_t(per_split) * sp.splits, stream);
-  if (ws == nullptr) return PrefillSplit{};
-  sp.ml = static_cast<float*>(ws);
-  sp.acc = sp.ml + size_t(meta.num_tokens) * shape.num_heads * sp.splits * 2;
-  return sp;
-}
-
-template <int D, bool kC8, int kSub>
-void LaunchPrefillSub(const TcParams& p, const PrefillSplit& sp, dim3 grid, cudaStream_t stream) {
-  constexpr int kSmem = PrefillSmemBytes<D>();
-  static bool configured = false;  // per instantiation; attribute setting is idempotent
-  if (!configured) {
-    cudaFuncSetAttribute(PrefillKernel<D, kC8, kSub>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         kSmem);
-    configured = true;
-  }
-  PrefillKernel<D, kC8, kSub><<<grid, kThreads, kSmem, stream>>>(p, sp);
-}
 
 template <int D, bool kC8>
-void LaunchPrefillTyped(const TcParams& p, const PrefillSplit& sp, dim3 grid, cudaStream_t stream) {
+void LaunchPrefillTyped(DeviceContext& ctx, const TcParams& p, const PrefillSplit& sp, dim3 grid,
+                        cudaStream_t stream) {
   constexpr int kSmem = PrefillSmemBytes<D>();
-  static bool configured = false;  // per instantiation; attribute setting is idempotent
+  bool& configured = ctx.prefill_configured[D == 128][kC8];  // per device
   if (!configured) {
     cudaFuncSetAttribute(PrefillKernel<D, kC8, kSubKeys>,
                          cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
@@ -376,8 +301,44 @@ void LaunchPrefillTyped(const TcParams& p, const PrefillSplit& sp, dim3 grid, cu
 
 }  // namespace
 
-bool LaunchPrefillAttention(const uint16_t* qkv, const AttentionMeta& meta,
-                            const KvLayerView& cache, const AttentionShape& shape, uint16_t* out,
+// Parts of the cached prefix: split only when the CTAs without a split fill less than half of
+// the resident slots (2 per SM) and the longest prefix has >= 2 x 8 tiles; parts of >= 8 tiles.
+KvSplitPlan PlanPrefillSplit(const DeviceContext& ctx, const AttentionMeta& meta,
+                             const AttentionShape& shape) {
+  const KvSplitPlan none{1, 1 << 30};
+  if (meta.max_query_len <= 1 || meta.num_seqs <= 0 || shape.num_kv_heads <= 0) return none;
+  const int G = shape.num_heads / shape.num_kv_heads;
+  const int64_t row_tiles = (int64_t(meta.max_query_len) * G + kRowsPerCta - 1) / kRowsPerCta;
+  const int64_t ctas = row_tiles * shape.num_kv_heads * meta.num_seqs;  // without a split
+  const int64_t slots = int64_t(ctx.num_sms) * 2;
+  // Upper bound of any sequence's cached tiles (a prefill sequence's own prefix may be shorter:
+  // it then uses fewer parts, the extra CTAs exit at once).
+  const int max_tiles = (meta.max_context_len + kTileKeys - 1) / kTileKeys;
+  constexpr int kMinPartTiles = 8;
+  if (ctas * 2 > slots || max_tiles < 2 * kMinPartTiles) return none;
+  int splits = static_cast<int>(std::min<int64_t>(slots / std::max<int64_t>(ctas, 1), 64));
+  splits = std::min(splits, max_tiles / kMinPartTiles);
+  const int64_t per_split = int64_t(meta.num_tokens) * shape.num_heads * (shape.head_dim + 2) * 4;
+  if (per_split <= 0) return none;
+  splits = static_cast<int>(std::min<int64_t>(splits, int64_t(kMaxWorkspace) / per_split));
+  if (splits < 2) return none;
+  KvSplitPlan sp;
+  sp.part_len = (max_tiles + splits - 1) / splits;
+  sp.splits = (max_tiles + sp.part_len - 1) / sp.part_len;
+  if (sp.splits < 2) return none;
+  return sp;
+}
+
+size_t PrefillSplitWorkspaceBytes(const KvSplitPlan& split, const AttentionMeta& meta,
+                                  const AttentionShape& shape) {
+  if (split.splits < 2) return 0;
+  // (T, Hq, splits, 2) max and sum, then (T, Hq, splits, D) accumulators, fp32.
+  return size_t(meta.num_tokens) * shape.num_heads * (shape.head_dim + 2) * 4 * split.splits;
+}
+
+bool LaunchPrefillAttention(DeviceContext& ctx, const KvSplitPlan& split, const uint16_t* qkv,
+                            const AttentionMeta& meta, const KvLayerView& cache,
+                            const AttentionShape& shape, uint16_t* out, void* workspace,
                             cudaStream_t stream) {
   const int D = shape.head_dim;
   if (cache.dtype == KvDType::kF32 || (D != 64 && D != 128)) return false;
@@ -386,15 +347,21 @@ bool LaunchPrefillAttention(const uint16_t* qkv, const AttentionMeta& meta,
   FillAttentionParams(p, qkv, meta, cache, shape, out);
   const bool c8 = cache.dtype == KvDType::kInt8;
   const int64_t row_tiles = (int64_t(meta.max_query_len) * p.G + kRowsPerCta - 1) / kRowsPerCta;
-  const PrefillSplit sp = PlanPrefillSplit(meta, shape, row_tiles * p.Hkv * meta.num_seqs, stream);
+  PrefillSplit sp;
+  if (split.splits > 1 && workspace != nullptr) {
+    sp.splits = split.splits;
+    sp.part_tiles = split.part_len;
+    sp.ml = static_cast<float*>(workspace);
+    sp.acc = sp.ml + size_t(meta.num_tokens) * shape.num_heads * sp.splits * 2;
+  }
   dim3 grid(static_cast<unsigned>(p.Hkv), static_cast<unsigned>(meta.num_seqs),
             static_cast<unsigned>(row_tiles * sp.splits));
   if (D == 128) {
-    c8 ? LaunchPrefillTyped<128, true>(p, sp, grid, stream)
-       : LaunchPrefillTyped<128, false>(p, sp, grid, stream);
+    c8 ? LaunchPrefillTyped<128, true>(ctx, p, sp, grid, stream)
+       : LaunchPrefillTyped<128, false>(ctx, p, sp, grid, stream);
   } else {
-    c8 ? LaunchPrefillTyped<64, true>(p, sp, grid, stream)
-       : LaunchPrefillTyped<64, false>(p, sp, grid, stream);
+    c8 ? LaunchPrefillTyped<64, true>(ctx, p, sp, grid, stream)
+       : LaunchPrefillTyped<64, false>(ctx, p, sp, grid, stream);
   }
   if (sp.splits > 1) {
     dim3 rgrid(static_cast<unsigned>(p.Hq), static_cast<unsigned>(meta.num_seqs),

@@ -1,4 +1,4 @@
-// Batched sampling: one block per row runs the host Sampler's steps (c8/backend/cpu/sampler.h)
+// Batched sampling: one block per row runs the host Sampler's steps (c8/sampling/sampler.h)
 // over the row's fp32 logits in device memory:
 //   copy + NaN/+inf check -> penalties -> min_tokens mask -> greedy argmax | temperature ->
 //   min_p -> top_k -> top_p -> exponential race (Philox4x32-10, same uniforms as SamplerRng)

@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <span>
 
-#include "c8/backend/cpu/sampling_params.h"
-#include "c8/backend/sampling_rows.h"
+#include "c8/sampling/sampling_params.h"
+#include "c8/sampling/sampling_rows.h"
 
 namespace c8 {
 

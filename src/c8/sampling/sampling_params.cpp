@@ -1,4 +1,4 @@
-#include "c8/backend/cpu/sampling_params.h"
+#include "c8/sampling/sampling_params.h"
 
 #include <sstream>
 

@@ -1,4 +1,4 @@
-#include "c8/backend/cpu/sampling_row_builder.h"
+#include "c8/sampling/sampling_row_builder.h"
 
 #include <algorithm>
 #include <vector>

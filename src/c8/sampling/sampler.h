@@ -37,8 +37,8 @@
 #include <span>
 #include <vector>
 
-#include "c8/backend/cpu/sampling_params.h"
-#include "c8/backend/sampling_rows.h"
+#include "c8/sampling/sampling_params.h"
+#include "c8/sampling/sampling_rows.h"
 #include "c8/util/status.h"
 
 namespace c8 {
@@ -72,7 +72,7 @@ class SamplerRng {
   uint64_t step_ = 0;
 };
 
-// TokenLogprob: c8/backend/sampling_rows.h.
+// TokenLogprob: c8/sampling/sampling_rows.h.
 
 struct SampleResult {
   int32_t token_id = -1;

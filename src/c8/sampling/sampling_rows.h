@@ -1,7 +1,7 @@
 // Batched token sampling on a backend: plain host-side descriptions of the rows to sample
 // (Backend::SampleRows) and of what comes back. No engine dependency.
 //
-// Semantics are those of the host Sampler (c8/backend/cpu/sampler.h, vLLM v1 order):
+// Semantics are those of the host Sampler (c8/sampling/sampler.h, vLLM v1 order):
 // penalties, min_tokens masking, greedy argmax (ties to the lowest id), temperature, min_p,
 // top_k, top_p (ties at each boundary kept), exponential race with Philox4x32-10 uniforms
 // keyed by (seed, stream, step, token id); logprobs are raw-logit log_softmax.

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "c8/backend/cpu/cpu_backend.h"
-#include "c8/model/decoder_model.h"
+#include "c8/runner/worker.h"
 
 namespace c8 {
 namespace {
@@ -46,9 +46,9 @@ struct RunResult {
   std::vector<int32_t> greedy;
 };
 
-RunResult RunSequence(DecoderModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
-                      int chunk, int steps) {
-  const int64_t V = model.config().vocab_size;
+RunResult RunSequence(Worker& model, KvCache& cache, const std::vector<int32_t>& prompt, int chunk,
+                      int steps) {
+  const int64_t V = model.model().config().vocab_size;
   const int32_t bs = static_cast<int32_t>(cache.spec().block_size);
   const int32_t max_blocks = static_cast<int32_t>(cache.spec().num_blocks);
   RunResult r;
@@ -70,7 +70,7 @@ RunResult RunSequence(DecoderModel& model, KvCache& cache, const std::vector<int
     for (int32_t i = 0; i < max_blocks; ++i) b.block_tables.push_back(i);
     for (auto& s : b.slot_mapping) s = b.block_tables[s / bs] * bs + s % bs;
     std::vector<float> logits;
-    Status st = model.Forward(b, cache, logits);
+    Status st = model.ForwardHost(b, cache, &logits);
     EXPECT_TRUE(st.ok()) << st.message();
     cached += n_new;
     return logits;
@@ -91,6 +91,15 @@ RunResult RunSequence(DecoderModel& model, KvCache& cache, const std::vector<int
     if (s + 1 < steps) last = step(1, false);
   }
   return r;
+}
+
+// A one-rank worker on its own CPU backend.
+Result<std::unique_ptr<Worker>> LoadWorker(const std::string& dir, int threads,
+                                           const ModelLoadOptions& o = {}) {
+  WorkerConfig wc;
+  wc.model_dir = dir;
+  wc.load = o;
+  return Worker::Create(wc, std::make_unique<CpuBackend>(threads), nullptr);
 }
 
 std::unique_ptr<KvCache> MakeCache(Backend& backend, const ModelConfig& c, KvDType dtype,
@@ -123,10 +132,10 @@ class TinyModelTest : public ::testing::TestWithParam<std::string> {};
 TEST_P(TinyModelTest, LogitsAndGreedyMatchTransformers) {
   const std::string name = GetParam();
   Fixture fx = LoadFixture(name);
-  CpuBackend backend(2);
-  auto model = DecoderModel::Load(kData + name, backend, {});
+  auto model = LoadWorker(kData + name, 2);
   ASSERT_TRUE(model.ok()) << model.message();
-  const ModelConfig& c = (*model)->config();
+  Backend& backend = (*model)->backend();
+  const ModelConfig& c = (*model)->model().config();
   const auto& prompts = fx.meta["prompts"];
   double worst = 0;
   for (size_t p = 0; p < prompts.size(); ++p) {
@@ -159,10 +168,10 @@ TEST(SmolLM2, LogitsAndGreedyMatchTransformers) {
                  << " (run scripts/setup.sh, or set C8_SMOLLM2_DIR)";
   }
   Fixture fx = LoadFixture("smollm2");
-  CpuBackend backend(0);
-  auto model = DecoderModel::Load(SmolDir(), backend, {});
+  auto model = LoadWorker(SmolDir(), 0);
   ASSERT_TRUE(model.ok()) << model.message();
-  const ModelConfig& c = (*model)->config();
+  Backend& backend = (*model)->backend();
+  const ModelConfig& c = (*model)->model().config();
   const auto& prompts = fx.meta["prompts"];
   int identical = 0;
   double worst = 0;
@@ -206,14 +215,13 @@ TEST(DummyWeights, SeededRandomWeightsAreDeterministicAndNeedNoSafetensors) {
   fs::create_directories(dir);
   fs::copy_file(kData + "qwen3-tiny/config.json", dir / "config.json",
                 fs::copy_options::overwrite_existing);
-  CpuBackend backend(1);
   auto run = [&](uint64_t seed) {
     ModelLoadOptions o;
     o.load_format = "dummy";
     o.seed = seed;
-    auto m = DecoderModel::Load(dir.string(), backend, o);
+    auto m = LoadWorker(dir.string(), 1, o);
     EXPECT_TRUE(m.ok()) << m.message();
-    auto cache = MakeCache(backend, (*m)->config(), KvDType::kF32, 64);
+    auto cache = MakeCache((*m)->backend(), (*m)->model().config(), KvDType::kF32, 64);
     return RunSequence(**m, *cache, {1, 2, 3, 4, 5}, 1000, 4).prompt_logits.back();
   };
   auto a = run(1), b = run(1), c = run(2);
@@ -224,7 +232,7 @@ TEST(DummyWeights, SeededRandomWeightsAreDeterministicAndNeedNoSafetensors) {
   EXPECT_GT(norm, 0.0);
   ModelLoadOptions bad;
   bad.load_format = "pt";
-  auto m = DecoderModel::Load(dir.string(), backend, bad);
+  auto m = LoadWorker(dir.string(), 1, bad);
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.message().find("--load-format"), std::string::npos);
   fs::remove_all(dir);

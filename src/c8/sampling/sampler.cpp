@@ -1,4 +1,4 @@
-#include "c8/backend/cpu/sampler.h"
+#include "c8/sampling/sampler.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,14 +1,13 @@
-#include "c8/engine/model_runner.h"
+#include "c8/engine/step_builder.h"
 
 #include <algorithm>
-#include <cstdio>
 
 namespace c8 {
 
-void ModelRunner::BuildBatch(const SchedulerOutput& out, ForwardBatch& b, StepLogits& sl) const {
-  const int32_t bs = static_cast<int32_t>(cache_.spec().block_size);
+void BuildForwardBatch(const SchedulerOutput& out, int32_t bs, ForwardBatch& b,
+                       std::vector<bool>& sampled) {
   b = ForwardBatch();
-  sl.row_of.assign(out.seqs.size(), -1);
+  sampled.assign(out.seqs.size(), false);
   int32_t max_blocks = 1;
   for (const ScheduledSeq& s : out.seqs) {
     max_blocks = std::max(max_blocks, static_cast<int32_t>(s.request->blocks.size()));
@@ -32,21 +31,10 @@ void ModelRunner::BuildBatch(const SchedulerOutput& out, ForwardBatch& b, StepLo
                                                                          : kNullBlock);
     }
     if (s.num_cached + s.num_new == r.num_tokens()) {  // completes: its next token is sampled
-      sl.row_of[i] = static_cast<int32_t>(b.logits_rows.size());
+      sampled[i] = true;
       b.logits_rows.push_back(row0 + s.num_new - 1);
     }
   }
-}
-
-Status ModelRunner::Run(const SchedulerOutput& out, StepLogits& sl) {
-  BuildBatch(out, batch_, sl);
-  Status st = model_.ForwardDevice(batch_, cache_, &sl.device);
-  if (!graph_warned_ && !model_.graph_error().empty()) {
-    graph_warned_ = true;  // the model keeps serving eagerly; say why once
-    std::fprintf(stderr, "c8: CUDA graphs turned off (decode steps run eagerly): %s\n",
-                 model_.graph_error().c_str());
-  }
-  return st;
 }
 
 }  // namespace c8
