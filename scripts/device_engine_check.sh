@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs on the lent GPU machine with binaries built on the dev machine (the GPU image lacks
+# cpp-httplib and PCRE2): .carry2/carry.tar.xz holds c8, backend_cuda_tests,
+# cuda_attention_bench, cudnn_prefill_bench and their non-CUDA shared libraries in lib/
+# (make it with scripts/pack_device_carry.sh). CUDA libraries come from the image (toolkit,
+# and the nvidia-* wheels next to PyTorch for NCCL / cuDNN).
+#   scripts/device_engine_check.sh tests|bench|latency|all
+set -uo pipefail
+what="${1:-all}"
+OUT="${OUT:-$PWD/out}"
+mkdir -p "$OUT" /tmp/c8
+export NCCL_NVLS_ENABLE=0
+tar -C /tmp/c8 -xJf .carry2/carry.tar.xz
+wheel_libs=$(python3 - <<'PY'
+import importlib, os
+dirs = []
+for m in ("nvidia.nccl", "nvidia.cudnn", "nvidia.cublas", "nvidia.cuda_nvrtc", "nvidia.cuda_runtime"):
+    try:
+        for p in importlib.import_module(m).__path__:
+            dirs.append(os.path.join(p, "lib"))
+    except Exception:
+        pass
+print(":".join(dirs))
+PY
+)
+export LD_LIBRARY_PATH="/tmp/c8/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:$wheel_libs:${LD_LIBRARY_PATH:-}"
+if ldd /tmp/c8/c8 | grep "not found"; then echo "missing libraries"; exit 1; fi
+# Test binaries look for fixtures under the dev machine's source path.
+if [ ! -e /work/main ]; then mkdir -p /work && ln -s "$PWD" /work/main; fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+summary=()
+if [[ $what == tests || $what == all ]]; then
+  t0=$(date +%s)
+  /tmp/c8/backend_cuda_tests > "$OUT/tests.log" 2>&1
+  rc=$?
+  grep -E "^\[  FAILED|Failure|graphs vs eager|rel err|worst" "$OUT/tests.log" | head -40
+  summary+=("cuda tests: rc=$rc, $(grep -c '^\[       OK \]' "$OUT/tests.log") ok, $(grep -c '^\[  FAILED  \] [A-Za-z]' "$OUT/tests.log") failed, $(grep -c '^\[  SKIPPED \]' "$OUT/tests.log") skipped, $(( $(date +%s) - t0 )) s")
+fi
+if [[ $what == bench || $what == all ]]; then
+  timeout 200 /tmp/c8/cuda_attention_bench > "$OUT/bench.log" 2>&1
+  summary+=("attention bench: rc=$?")
+fi
+if [[ $what == latency || $what == all ]]; then
+  for kv in int8 bf16; do
+    timeout 280 /tmp/c8/c8 bench latency -m configs/qwen3-8b --load-format dummy --device cuda \
+      --kv-cache-dtype $kv --kv-cache-memory 40 --max-model-len 4200 --batch-size 64 \
+      --input-len 4096 --output-len 64 --num-iters 1 --num-iters-warmup 1 \
+      --max-num-batched-tokens 16384 > "$OUT/latency_$kv.log" 2>&1
+    summary+=("latency $kv: rc=$? $(grep -iE 'decode' "$OUT/latency_$kv.log" | tail -2 | tr '\n' ' ')")
+  done
+fi
+echo "================ summary ================"
+printf '%s\n' "${summary[@]}"
+grep -A30 "^case" "$OUT/bench.log" 2>/dev/null
