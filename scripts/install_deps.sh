@@ -57,3 +57,32 @@ if [[ -x /usr/local/cuda/bin/nvcc ]] || command -v nvcc >/dev/null 2>&1; then
     fi
   fi
 fi
+
+# xgrammar (Apache-2.0): the grammar engine of structured output (response_format json_schema /
+# json_object, guided_json / guided_regex / guided_choice / guided_grammar, forced tool calls).
+# Its C++ core is built from the PyPI source package (pinned, checksum verified) into .deps/
+# (ignored, never committed); cmake/xgrammar.cmake compiles it. Without it c8 still builds, and
+# requests asking for structured output get a 400 saying this build has no grammar engine.
+XGRAMMAR_VERSION=0.2.9
+XGRAMMAR_SHA256=87b466bca2475e29bb0323abc62c6c33cbcbcff47e5fb800a3e2099ac9620b90
+XGRAMMAR_URL="https://files.pythonhosted.org/packages/3a/2f/5bf8e8fa6619cff534932f79b0abc81a417d354bc5093252c1a6081d0a93/xgrammar-$XGRAMMAR_VERSION.tar.gz"
+XGRAMMAR_DIR="$ROOT/.deps/xgrammar"
+if [[ ! -f "$XGRAMMAR_DIR/include/xgrammar/xgrammar.h" ]]; then
+  echo "[c8] fetching xgrammar $XGRAMMAR_VERSION sources (PyPI sdist) into .deps/"
+  mkdir -p "$ROOT/.deps"
+  tgz="$ROOT/.deps/xgrammar-$XGRAMMAR_VERSION.tar.gz"
+  if curl -fsSL --retry 3 -o "$tgz.part" "$XGRAMMAR_URL" &&
+     echo "$XGRAMMAR_SHA256  $tgz.part" | sha256sum -c --quiet - &&
+     mv "$tgz.part" "$tgz" && rm -rf "$XGRAMMAR_DIR.tmp" && mkdir -p "$XGRAMMAR_DIR.tmp" &&
+     tar xzf "$tgz" -C "$XGRAMMAR_DIR.tmp" --strip-components=1 \
+       "xgrammar-$XGRAMMAR_VERSION/include" "xgrammar-$XGRAMMAR_VERSION/cpp" \
+       "xgrammar-$XGRAMMAR_VERSION/3rdparty/picojson" "xgrammar-$XGRAMMAR_VERSION/3rdparty/dlpack" \
+       "xgrammar-$XGRAMMAR_VERSION/LICENSE" &&
+     [[ -f "$XGRAMMAR_DIR.tmp/include/xgrammar/xgrammar.h" ]]; then
+    rm -rf "$XGRAMMAR_DIR"
+    mv "$XGRAMMAR_DIR.tmp" "$XGRAMMAR_DIR"
+  else
+    rm -rf "$XGRAMMAR_DIR.tmp" "$tgz.part"
+    echo "[c8] warning: could not fetch xgrammar $XGRAMMAR_VERSION; building without structured output" >&2
+  fi
+fi

@@ -74,10 +74,12 @@ class FakeServer {
                                  {{"prompt_tokens", prompt_tokens},
                                   {"completion_tokens", max_tokens},
                                   {"total_tokens", prompt_tokens + max_tokens}}}};
+            // Leave the in-flight count before the client can see [DONE] and send its next
+            // request: decrementing after sink.done() raced with that next request.
+            --in_flight_;
             std::string tail = "data: " + u.dump() + "\n\ndata: [DONE]\n\n";
             sink.write(tail.data(), tail.size());
             sink.done();
-            --in_flight_;
             return true;
           });
     });

@@ -66,9 +66,11 @@ TEST(Metrics, HandComputedAggregates) {
   EXPECT_NEAR(m.e2el.percentiles_ms[0].second, 1990.0, 1e-9);
 
   // Peak output tokens/s: first send 100.0, last end 102.25 -> ceil(2.25)+1 = 4 buckets.
-  // Token times since 100.0: A .5 .75 1.0 1.5, B 1.25 2.25, C 1.25
-  //   bucket 0: A.5 A.75 = 2; bucket 1: A1.0 A1.5 B1.25 C1.25 = 4; bucket 2: B2.25 = 1.
-  EXPECT_DOUBLE_EQ(m.max_output_tokens_per_s, 4.0);
+  // Chunk times since 100.0: A .5 .75 1.0 1.5, B 1.25 2.25, C 1.25. Tokens, not chunks: B has
+  // 5 output tokens in 2 chunks, so each of its chunks counts 2.5 tokens (A 4 in 4, C 1 in 1).
+  //   bucket 0: A.5 A.75 = 2; bucket 1: A1.0 A1.5 B1.25 C1.25 = 1+1+2.5+1 = 5.5;
+  //   bucket 2: B2.25 = 2.5.
+  EXPECT_DOUBLE_EQ(m.max_output_tokens_per_s, 5.5);
   // In flight: A [100, 101.5), B [100.25, 102.25), C [100.5, 101.25) -> 3 at 100.5.
   EXPECT_EQ(m.max_concurrent_requests, 3);
 }

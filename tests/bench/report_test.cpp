@@ -30,7 +30,7 @@ TEST(Report, TableMatchesVllmLayout) {
       "Total generated tokens:                  10        \n"
       "Request throughput (req/s):              0.75      \n"
       "Output token throughput (tok/s):         2.50      \n"
-      "Peak output token throughput (tok/s):    4.00      \n"
+      "Peak output token throughput (tok/s):    5.50      \n"  // tokens, not chunks
       "Peak concurrent requests:                3.00      \n"
       "Total token throughput (tok/s):          17.50     \n"
       "---------------Time to First Token----------------\n"

@@ -187,7 +187,7 @@ TEST(OpenAiRequest, ChatFields) {
       {"role":"assistant","content":null,"tool_calls":[]}],
     "max_tokens":3,"max_completion_tokens":7,"logprobs":true,"top_logprobs":2,
     "chat_template_kwargs":{"enable_thinking":false},"tools":[{"type":"function"}],
-    "add_generation_prompt":false})",
+    "tool_choice":"none","add_generation_prompt":false,"return_token_ids":true})",
                 &r);
   ASSERT_FALSE(e) << e->message;
   EXPECT_EQ(r.kind, ApiKind::kChat);
@@ -201,6 +201,7 @@ TEST(OpenAiRequest, ChatFields) {
   EXPECT_EQ(r.template_kwargs["enable_thinking"], false);
   EXPECT_TRUE(r.template_kwargs["tools"].is_array());
   EXPECT_FALSE(r.add_generation_prompt);
+  EXPECT_TRUE(r.return_token_ids);
 
   OpenAiRequest d;
   ASSERT_FALSE(Chat(R"({"messages":[{"role":"user","content":"hi"}]})", &d));
@@ -232,6 +233,22 @@ TEST(OpenAiRequest, ChatErrors) {
       {R"({"messages":[{"role":"user","content":"x"}],"chat_template_kwargs":[]})",
        "chat_template_kwargs"},
       {R"({"messages":[{"role":"user","content":"x"}],"tools":{}})", "tools"},
+      // Not implemented yet: refused by name, never silently ignored.
+      {R"({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]})", "tools"},
+      {R"({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}],
+          "tool_choice":"required"})",
+       "tools"},
+      {R"({"messages":[{"role":"user","content":"x"}],"tool_choice":"auto"})", "tool_choice"},
+      {R"({"messages":[{"role":"user","content":"x"}],"tool_choice":"maybe"})", "tool_choice"},
+      {R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})",
+       "response_format"},
+      {R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema",
+          "json_schema":{"name":"a","schema":{}}}})",
+       "response_format"},
+      {R"({"messages":[{"role":"user","content":"x"}],"guided_choice":["a","b"]})",
+       "guided_choice"},
+      {R"({"messages":[{"role":"user","content":"x"}],"guided_json":{}})", "guided_json"},
+      {R"({"messages":[{"role":"user","content":"x"}],"return_token_ids":1})", "return_token_ids"},
   };
   for (const BadCase& c : cases) {
     OpenAiRequest r;

@@ -49,6 +49,9 @@ class Backend {
   // Device memory for KV sizing (--gpu-memory-utilization); none on the CPU backend.
   virtual std::optional<DeviceMemory> MemoryInfo() { return std::nullopt; }
   virtual std::string Name() const = 0;
+  // The first failure of any queued op (sticky; asynchronous backends record it when it
+  // happens), or Ok. The CPU backend runs ops at once and never records one.
+  virtual Status status() const { return Status::Ok(); }
   // Makes the calling thread the one that drives this backend (CUDA: selects its device).
   // Worker threads call it once before their first op.
   virtual void BindThread() {}

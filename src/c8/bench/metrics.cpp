@@ -97,14 +97,21 @@ BenchmarkMetrics ComputeMetrics(const std::vector<RequestOutput>& outputs, doubl
     const int64_t buckets = static_cast<int64_t>(std::ceil(max_end - min_start)) + 1;
     std::vector<double> tokens_per_s(buckets, 0.0);
     std::vector<std::pair<double, int>> events;
-    for (const RequestOutput& o : outputs) {
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      const RequestOutput& o = outputs[i];
       if (!o.success) continue;
+      // Tokens, not chunks: a server that puts several tokens into one chunk gets each chunk
+      // counted as its share of the request's output tokens.
+      const int64_t out_len = m.output_lens[i];  // one entry per output, failed ones too
+      const int64_t chunks = 1 + static_cast<int64_t>(o.itl.size());
+      const double per_chunk =
+          out_len > chunks ? static_cast<double>(out_len) / static_cast<double>(chunks) : 1.0;
       double t = o.start_time + o.ttft;
       auto add = [&](double when) {
         const double rel = when - min_start;
         if (rel < 0) return;
         const int64_t b = static_cast<int64_t>(rel);  // Python int(): truncation
-        if (b < buckets) tokens_per_s[b] += 1;
+        if (b < buckets) tokens_per_s[b] += per_chunk;
       };
       add(t);
       for (double gap : o.itl) {

@@ -42,8 +42,8 @@ struct ServeArgs {
 struct SignalState {
   std::mutex mu;
   std::condition_variable cv;
-  int count = 0;
-  std::string fatal;  // set when the engine stopped running steps
+  int count = 0;      // SIGINT/SIGTERM received
+  std::string fatal;  // set when the engine stopped running steps (not a signal)
 };
 
 // Process-wide by nature (a signal handler cannot take arguments): the self-pipe and whether
@@ -124,8 +124,7 @@ int Run(ServeArgs& a) {
   engine.SetFatalHandler([sig](const std::string& why) {
     {
       std::lock_guard<std::mutex> lock(sig->mu);
-      sig->fatal = why;
-      ++sig->count;
+      if (sig->fatal.empty()) sig->fatal = why;
     }
     sig->cv.notify_all();
   });
@@ -153,7 +152,7 @@ int Run(ServeArgs& a) {
   g_serving = true;
   {
     std::unique_lock<std::mutex> lock(sig->mu);
-    sig->cv.wait(lock, [&] { return sig->count > 0; });
+    sig->cv.wait(lock, [&] { return sig->count > 0 || !sig->fatal.empty(); });
   }
   std::string fatal;
   {
@@ -169,7 +168,8 @@ int Run(ServeArgs& a) {
                           std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
     while (server.num_active() > 0 && std::chrono::steady_clock::now() < deadline) {
       std::unique_lock<std::mutex> lock(sig->mu);
-      if (sig->count > 1) break;  // a second signal: stop waiting
+      // A second signal (or one after a fatal stop, which drains by itself): stop waiting.
+      if (sig->count > (fatal.empty() ? 1 : 0)) break;
       sig->cv.wait_for(lock, std::chrono::milliseconds(50));
     }
   };
@@ -182,6 +182,14 @@ int Run(ServeArgs& a) {
   server.Stop();
   http.join();
   engine.Shutdown();
+  {
+    // The engine may have failed while draining after a signal.
+    std::lock_guard<std::mutex> lock(sig->mu);
+    if (fatal.empty() && !sig->fatal.empty()) {
+      fatal = sig->fatal;
+      std::fprintf(stderr, "c8 serve: error: %s\n", fatal.c_str());
+    }
+  }
   std::fprintf(stderr, "c8 serve: stopped\n");
   return fatal.empty() ? 0 : 1;
 }
@@ -210,6 +218,8 @@ Runner RegisterServe(CLI::App& app) {
   sub->add_option("--shutdown-timeout", a->shutdown_timeout_s,
                   "Seconds in-flight requests get to finish on SIGINT/SIGTERM")
       ->capture_default_str();
+  sub->add_flag("--return-tokens-as-token-ids", a->serve.return_tokens_as_token_ids,
+                "Logprobs name tokens 'token_id:<id>' instead of their text");
   sub->add_flag("--quiet,-q", a->quiet, "No loading progress on stderr");
   return [a, sub]() {
     if (!sub->parsed()) return kNotParsed;

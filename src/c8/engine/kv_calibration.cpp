@@ -115,10 +115,8 @@ Result<std::vector<C8LayerScales>> CalibrateKv(ModelBundle& bundle,
     });
     if (o.progress) o.progress(s + 1, num_seqs, "calibrating");
   }
-  C8_RETURN_IF_ERROR(ex.RunOnAll([](Worker& w) {
-    w.model().SetKvObserver(nullptr);
-    return Status::Ok();
-  }));
+  // The observers point into this frame: always removed, also after a failed step.
+  ex.CleanupOnAll([](Worker& w) { w.model().SetKvObserver(nullptr); });
   C8_RETURN_IF_ERROR(st);
   KvRangeStats stats;
   stats.Init(c.num_layers, channels);

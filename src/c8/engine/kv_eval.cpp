@@ -36,6 +36,19 @@ Result<KvEvalResult> EvaluateKv(Executor& ex, const std::vector<KvLayerConfig>& 
   const int N = ex.tensor_parallel_size();
   std::vector<std::unique_ptr<KvCache>> ref_caches(static_cast<size_t>(N)),
       test_caches(static_cast<size_t>(N));
+  // Caches are freed on their ranks' threads (CUDA: their devices), also when creating them
+  // failed half way.
+  struct FreeCaches {
+    Executor& ex;
+    std::vector<std::unique_ptr<KvCache>>& a;
+    std::vector<std::unique_ptr<KvCache>>& b;
+    ~FreeCaches() {
+      ex.CleanupOnAll([&](Worker& w) {
+        a[static_cast<size_t>(w.shard().rank)].reset();
+        b[static_cast<size_t>(w.shard().rank)].reset();
+      });
+    }
+  } free_caches{ex, ref_caches, test_caches};
   C8_RETURN_IF_ERROR(ex.RunOnAll([&](Worker& w) -> Status {
     KvCacheSpec spec;
     spec.num_layers = c.num_layers;
@@ -52,19 +65,6 @@ Result<KvEvalResult> EvaluateKv(Executor& ex, const std::vector<KvLayerConfig>& 
         KvCache::Create(w.backend(), spec, SliceKvLayers(test_layers, w.shard(), c.head_dim)));
     return Status::Ok();
   }));
-  // Caches are freed on their ranks' threads (CUDA: their devices).
-  struct FreeCaches {
-    Executor& ex;
-    std::vector<std::unique_ptr<KvCache>>& a;
-    std::vector<std::unique_ptr<KvCache>>& b;
-    ~FreeCaches() {
-      (void)ex.RunOnAll([&](Worker& w) {
-        a[static_cast<size_t>(w.shard().rank)].reset();
-        b[static_cast<size_t>(w.shard().rank)].reset();
-        return Status::Ok();
-      });
-    }
-  } free_caches{ex, ref_caches, test_caches};
 
   const int64_t V = c.vocab_size;
   double nll_ref = 0, nll_test = 0, kl = 0;

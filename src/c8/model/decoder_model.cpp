@@ -148,7 +148,7 @@ Status DecoderModel::LoadWeights(const WeightStore* ws, const ModelLoadOptions& 
   return st;
 }
 
-void DecoderModel::EnsureScratch(int64_t tokens, int64_t rows) {
+Status DecoderModel::EnsureScratch(int64_t tokens, int64_t rows) {
   const ModelConfig& c = config_;
   const int64_t D = c.head_dim;
   const size_t es = DTypeSize(backend_.ActivationDType());
@@ -164,6 +164,13 @@ void DecoderModel::EnsureScratch(int64_t tokens, int64_t rows) {
     attn_ = backend_.Malloc(T * shard_.q_size(D) * es);
     gate_up_ = backend_.Malloc(T * 2 * shard_.intermediate * es);
     act_ = backend_.Malloc(T * shard_.intermediate * es);
+    for (void* p : {hidden_, residual_, normed_, qkv_, attn_, gate_up_, act_}) {
+      if (p == nullptr) {
+        scratch_tokens_ = 0;  // grow again (and fail again) next time, never use a null buffer
+        return Error("model: cannot allocate activation buffers for " + std::to_string(T) +
+                     " tokens (device memory)");
+      }
+    }
     scratch_tokens_ = T;
     ++scratch_epoch_;
   }
@@ -176,9 +183,15 @@ void DecoderModel::EnsureScratch(int64_t tokens, int64_t rows) {
     rows_ = backend_.Malloc(R * c.hidden_size * es);
     logits_ = backend_.Malloc(R * c.vocab_size * 4);
     if (comm_ != nullptr) local_logits_ = backend_.Malloc(R * shard_.vocab_block * 4);
+    if (rows_ == nullptr || logits_ == nullptr || (comm_ != nullptr && local_logits_ == nullptr)) {
+      scratch_rows_ = 0;
+      return Error("model: cannot allocate logits buffers for " + std::to_string(R) +
+                   " rows (device memory)");
+    }
     scratch_rows_ = R;
     ++scratch_epoch_;
   }
+  return Status::Ok();
 }
 
 void DecoderModel::ObserveKv(int64_t layer, const Tensor& qkv, int64_t T) {

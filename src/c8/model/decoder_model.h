@@ -68,7 +68,7 @@ class DecoderModel {
 
   // Grows the activation buffers to hold `tokens` tokens and `rows` logits rows. Buffers that
   // move bump scratch_epoch() (graphs captured against the old ones must not run).
-  void EnsureScratch(int64_t tokens, int64_t rows);
+  Status EnsureScratch(int64_t tokens, int64_t rows);
   uint64_t scratch_epoch() const { return scratch_epoch_; }
 
   // Queues every op of one step (no copies, no synchronization: also what graphs capture):

@@ -63,7 +63,8 @@ Result<bool> DecodeGraphs::TryRun(const ForwardBatch& b, KvCache& cache, Tensor*
         (6 * static_cast<size_t>(Bmax) + 1 + static_cast<size_t>(Bmax) * cap_blocks) * 4);
     if (meta_ == nullptr) return Error("forward: cannot allocate graph metadata");
   }
-  model_.EnsureScratch(std::max<int64_t>(T, Bmax), Bmax);  // fixed buffers for every graph
+  C8_RETURN_IF_ERROR(
+      model_.EnsureScratch(std::max<int64_t>(T, Bmax), Bmax));  // fixed buffers for every graph
 
   // Padded metadata: sequences S..B-1 are one-token dummies at position 0 that write nothing
   // (slot -1) and read only the null block.

@@ -1,6 +1,7 @@
 #include "c8/runner/executor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
@@ -71,37 +72,72 @@ class RankThreads {
 
 Executor::~Executor() {
   if (threads_) {
-    // Each rank frees its device state on its own thread.
-    RunOnAll([](Worker& w) {
-      w.EnableGraphs(0);
-      return Status::Ok();
-    });
+    // Each rank frees its device state (graphs first, see ~Worker) on its own thread.
     std::vector<std::unique_ptr<Worker>>* workers = &workers_;
     threads_->Run([workers](int r) {
       (*workers)[static_cast<size_t>(r)].reset();
       return Status::Ok();
     });
     threads_.reset();
+  } else if (!workers_.empty() && workers_[0]) {
+    BindCaller();
   }
   workers_.clear();
   comms_.clear();
 }
 
+void Executor::BindCaller() {
+  const std::thread::id me = std::this_thread::get_id();
+  if (me == bound_thread_) return;
+  workers_[0]->backend().BindThread();
+  bound_thread_ = me;
+}
+
+Status Executor::SetFatal(const Status& st) {
+  if (fatal_.ok()) {
+    fatal_ = st.WithContext("tensor-parallel group stopped");
+    std::fprintf(stderr, "c8: %s\n", fatal_.message().c_str());
+  }
+  return fatal_;
+}
+
 Status Executor::RunOnAll(const std::function<Status(Worker&)>& fn) {
-  if (!threads_) return fn(*workers_[0]);
+  if (!fatal_.ok()) return fatal_;
+  if (!threads_) {
+    BindCaller();
+    return fn(*workers_[0]);
+  }
+  // The rank that failed first is the cause; the others fail because it aborted the group.
+  std::atomic<int> first_failed{-1};
   auto results = threads_->Run([&](int r) {
     Status st = fn(*workers_[static_cast<size_t>(r)]);
-    if (!st.ok() && !comms_.empty()) {
+    if (!st.ok()) {
+      int none = -1;
+      first_failed.compare_exchange_strong(none, r);
       // Wake any rank blocked in a collective.
-      comms_[static_cast<size_t>(r)]->Abort("rank " + std::to_string(r) + ": " + st.message());
+      if (!comms_.empty()) {
+        comms_[static_cast<size_t>(r)]->Abort("rank " + std::to_string(r) + ": " + st.message());
+      }
     }
     return st;
   });
-  for (size_t r = 0; r < results.size(); ++r) {
-    if (!results[r].ok())
-      return results[r].WithContext("tensor-parallel rank " + std::to_string(r));
+  const int r = first_failed.load();
+  if (r < 0) return Status::Ok();
+  // A failed rank leaves the group's communicators aborted: nothing can run on it again.
+  return SetFatal(
+      results[static_cast<size_t>(r)].WithContext("tensor-parallel rank " + std::to_string(r)));
+}
+
+void Executor::CleanupOnAll(const std::function<void(Worker&)>& fn) {
+  if (!threads_) {
+    BindCaller();
+    fn(*workers_[0]);
+    return;
   }
-  return Status::Ok();
+  threads_->Run([&](int r) {
+    fn(*workers_[static_cast<size_t>(r)]);
+    return Status::Ok();
+  });
 }
 
 std::string Executor::device_name() const {
@@ -111,10 +147,10 @@ std::string Executor::device_name() const {
 }
 
 int64_t Executor::KvBytesPerToken() const {
+  // Summed over the workers: when KV heads replicate (more ranks than KV heads) every copy
+  // takes memory.
   int64_t total = 0;
-  for (const auto& lc : layers_) {
-    total += 2 * spec_.num_kv_heads * spec_.head_dim * static_cast<int64_t>(KvDTypeSize(lc.dtype));
-  }
+  for (const auto& w : workers_) total += w->KvBytesPerBlock(layers_, 1);
   return total;
 }
 
@@ -319,20 +355,18 @@ Status Executor::SizeKvCache(const EngineOptions& o) {
 
 Status Executor::Execute(const StepInput& in, StepOutput* out) {
   if (!fatal_.ok()) return fatal_;
-  if (!threads_) return workers_[0]->Execute(in, /*sample=*/true, out);
+  if (!threads_) {
+    BindCaller();
+    return workers_[0]->Execute(in, /*sample=*/true, out);
+  }
   // Every rank would reject a bad batch the same way; check it once here so that a request
   // error never breaks the group.
   C8_RETURN_IF_ERROR(CheckForwardBatch(in.batch, config(), max_model_len()));
   std::vector<StepOutput> scratch(workers_.size());
-  Status st = RunOnAll([&](Worker& w) {
+  return RunOnAll([&](Worker& w) {
     const int r = w.shard().rank;
     return w.Execute(in, r == 0, r == 0 ? out : &scratch[static_cast<size_t>(r)]);
   });
-  if (!st.ok()) {
-    fatal_ = st.WithContext("tensor-parallel group stopped");
-    std::fprintf(stderr, "c8: %s\n", fatal_.message().c_str());
-  }
-  return st;
 }
 
 std::string Executor::TakeGraphWarning() {

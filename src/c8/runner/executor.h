@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "c8/runner/engine_options.h"
@@ -50,11 +51,17 @@ class Executor {
   // Runs fn on every rank's thread (rank order of results); the first error is returned. A
   // failing rank aborts the communicators so that no other rank hangs in a collective.
   Status RunOnAll(const std::function<Status(Worker&)>& fn);
+  // Runs fn on every rank's thread even after a fatal failure (freeing rank-owned memory).
+  void CleanupOnAll(const std::function<void(Worker&)>& fn);
   Worker& worker(int rank) { return *workers_[static_cast<size_t>(rank)]; }
 
  private:
   Executor() = default;
   Status SizeKvCache(const EngineOptions& o);
+  // One rank: binds worker 0's device to the calling thread when it is not the last one seen.
+  void BindCaller();
+  // Records `st` as fatal (said once on stderr) and returns it.
+  Status SetFatal(const Status& st);
 
   std::vector<std::unique_ptr<Communicator>> comms_;
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -63,6 +70,7 @@ class Executor {
   KvCacheSpec spec_;
   std::string kv_summary_;
   Status fatal_;
+  std::thread::id bound_thread_;
   bool graph_warned_ = false;
 };
 

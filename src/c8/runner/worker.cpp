@@ -127,7 +127,7 @@ Status Worker::Forward(const ForwardBatch& b, KvCache& cache, Tensor* logits) {
   }
   const int64_t T = b.num_tokens(), S = b.num_seqs(),
                 R = static_cast<int64_t>(b.logits_rows.size());
-  model_->EnsureScratch(T, R);
+  C8_RETURN_IF_ERROR(model_->EnsureScratch(T, R));
 
   // Integer metadata in one backend buffer: ids | positions | query_start | num_cached |
   // block_tables | slot_mapping | logits_rows.
@@ -143,9 +143,10 @@ Status Worker::Forward(const ForwardBatch& b, KvCache& cache, Tensor* logits) {
                o_rows = append(b.logits_rows);
   if (ints_.size() * 4 > meta_ints_capacity_) {
     backend_->Free(meta_ints_);
-    meta_ints_capacity_ = ints_.size() * 4 * 2;
-    meta_ints_ = backend_->Malloc(meta_ints_capacity_);
+    meta_ints_capacity_ = 0;
+    meta_ints_ = backend_->Malloc(ints_.size() * 4 * 2);
     if (meta_ints_ == nullptr) return Error("forward: cannot allocate step metadata");
+    meta_ints_capacity_ = ints_.size() * 4 * 2;
   }
   backend_->CopyToDevice(meta_ints_, ints_.data(), ints_.size() * 4);
   const int32_t* dev = static_cast<const int32_t*>(meta_ints_);
@@ -169,6 +170,12 @@ Status Worker::Forward(const ForwardBatch& b, KvCache& cache, Tensor* logits) {
   backend_->PlanAttention(model_->attention_shape(), meta);
   model_->QueueStep(StepBuffers{&meta, dev + o_ids, dev + o_pos, dev + o_rows, T, R}, cache,
                     logits);
+  return Health();
+}
+
+Status Worker::Health() const {
+  C8_RETURN_IF_ERROR(backend_->status());
+  if (comm_ != nullptr) C8_RETURN_IF_ERROR(comm_->status());
   return Status::Ok();
 }
 
@@ -181,7 +188,7 @@ Status Worker::ForwardHost(const ForwardBatch& b, KvCache& cache, std::vector<fl
   }
   logits->resize(static_cast<size_t>(out.numel()));
   backend_->ToHostF32(out, logits->data());
-  return Status::Ok();
+  return Health();
 }
 
 Status Worker::Execute(const StepInput& in, bool sample, StepOutput* out) {
@@ -194,8 +201,8 @@ Status Worker::Execute(const StepInput& in, bool sample, StepOutput* out) {
   } else if (!sample) {
     backend_->Synchronize();  // the step's collectives have completed on this rank
   }
-  if (comm_ != nullptr) C8_RETURN_IF_ERROR(comm_->status());
-  return Status::Ok();
+  // Every rank reports its own device and collective errors (rank 0 also through sampling).
+  return Health();
 }
 
 }  // namespace c8

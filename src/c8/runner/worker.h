@@ -3,9 +3,11 @@
 // per-step metadata upload, the attention plan made once per step and reused by every layer,
 // its captured decode graphs, and sampling.
 //
-// Thread ownership: a worker is driven by exactly one thread (the engine thread with one rank;
-// its own worker thread under tensor parallelism, see executor.h), which calls
-// Backend::BindThread once before anything else.
+// Thread ownership: calls into a worker never overlap. Under tensor parallelism each worker is
+// created and driven by its own rank thread (see executor.h). With one rank it is created on the
+// thread that builds the executor and driven by whichever thread calls Executor (the serving
+// engine's step thread); the executor calls Backend::BindThread whenever that thread changes,
+// so every driving thread has the worker's device current before its first op.
 #pragma once
 
 #include <cstdint>
@@ -78,6 +80,9 @@ class Worker {
   // One serving step against the worker's cache; samples when `sample` (rank 0 does, the
   // other ranks only run the model). A non-Ok status fails the whole step.
   Status Execute(const StepInput& in, bool sample, StepOutput* out);
+  // The backend's sticky first error, then the communicator's (asynchronous failures of
+  // queued work surface here; after a synchronizing call they cover the whole step).
+  Status Health() const;
 
  private:
   Worker() = default;

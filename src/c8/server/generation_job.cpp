@@ -120,6 +120,7 @@ std::variant<ApiError, std::unique_ptr<GenerationJob>> GenerationJob::Start(
       job->choices_.push_back(std::move(c));
     }
   }
+  if (r.return_token_ids) job->prompt_ids_ = prompts;
   job->remaining_ = static_cast<int>(job->choices_.size());
   job->outputs_ = std::make_shared<OutputStream>();
   if (Status st = ctx.engine->Submit(std::move(reqs), job->outputs_); !st.ok()) {
@@ -154,6 +155,7 @@ void GenerationJob::Abort() {
 }
 
 std::string GenerationJob::TokenText(int32_t id) const {
+  if (ctx_.tokens_as_ids) return "token_id:" + std::to_string(id);
   return ctx_.bundle->tokenizer->Decode(std::span<const int32_t>(&id, 1), /*skip_special=*/false);
 }
 
@@ -169,6 +171,7 @@ int GenerationJob::Apply(EngineEvent& ev) {
   if (idx < 0) return -1;
   Choice& c = choices_[idx];
   if (c.finished) return -1;
+  for (const TokenOutput& t : o.new_tokens) c.token_ids.push_back(t.token_id);
   if (!o.new_tokens.empty()) {
     if (ctx_.metrics) {
       if (!c.has_token) {
@@ -249,7 +252,24 @@ std::variant<ApiError, nlohmann::json> GenerationJob::Wait() {
     logprobs.push_back(want_logprobs ? LogprobsOf(c, c.result.tokens) : json());
     results.push_back(std::move(r));
   }
-  return ResponseJson(meta_, results, logprobs, TotalUsage());
+  json out = ResponseJson(meta_, results, logprobs, TotalUsage());
+  if (request_.return_token_ids) {
+    for (size_t i = 0; i < choices_.size(); ++i) {
+      // Chat has one prompt: its ids go on the response; completions: on each choice.
+      if (request_.kind == ApiKind::kChat && i == 0) {
+        out["prompt_token_ids"] = prompt_ids_[0];
+      }
+      AddTokenIds(out["choices"][i], choices_[i], choices_[i].token_ids,
+                  request_.kind == ApiKind::kCompletion);
+    }
+  }
+  return out;
+}
+
+void GenerationJob::AddTokenIds(json& j, const Choice& c, std::span<const int32_t> ids,
+                                bool with_prompt) const {
+  if (with_prompt) j["prompt_token_ids"] = prompt_ids_[static_cast<size_t>(c.prompt_index)];
+  j["token_ids"] = std::vector<int32_t>(ids.begin(), ids.end());
 }
 
 void GenerationJob::NextEvents(std::string* out, std::chrono::milliseconds timeout) {
@@ -269,8 +289,11 @@ void GenerationJob::NextEvents(std::string* out, std::chrono::milliseconds timeo
       }
       json lp = want_logprobs && !o.new_tokens.empty() ? LogprobsOf(c, o.new_tokens) : json();
       std::string text = o.delta;
-      if (text.empty() && lp.is_null() && !o.finished) continue;
+      // One chunk per generated token (vLLM): a token whose text is held back (an incomplete
+      // UTF-8 sequence, a possible stop string) still gets its chunk, with empty text.
+      if (o.new_tokens.empty() && !o.finished) continue;
       bool role = false;
+      const bool first = !c.sent_first;
       if (!c.sent_first) {
         c.sent_first = true;
         role = request_.kind == ApiKind::kChat;
@@ -278,7 +301,14 @@ void GenerationJob::NextEvents(std::string* out, std::chrono::milliseconds timeo
       }
       const json finish = o.finished ? FinishReasonJson(o.finish_reason, ev.aborted) : json();
       const json stop = o.finished ? StopReasonJson(o.stop_reason) : json();
-      *out += SseData(ChunkJson(meta_, c.result.index, text, role, lp, finish, stop));
+      json chunk = ChunkJson(meta_, c.result.index, text, role, lp, finish, stop);
+      if (request_.return_token_ids) {
+        std::vector<int32_t> ids;
+        for (const TokenOutput& t : o.new_tokens) ids.push_back(t.token_id);
+        if (first && request_.kind == ApiKind::kChat) chunk["prompt_token_ids"] = prompt_ids_[0];
+        AddTokenIds(chunk["choices"][0], c, ids, first && request_.kind == ApiKind::kCompletion);
+      }
+      *out += SseData(chunk);
     }
   }
   if (remaining_ == 0) {

@@ -29,6 +29,9 @@ struct GenerationContext {
   AsyncEngine* engine = nullptr;
   ServerMetrics* metrics = nullptr;  // optional
   std::string model_name;            // reported in responses
+  // --return-tokens-as-token-ids: logprobs name tokens "token_id:<id>" (text may not
+  // round-trip through JSON, ids always do).
+  bool tokens_as_ids = false;
 };
 
 class GenerationJob {
@@ -67,7 +70,11 @@ class GenerationJob {
     int64_t text_offset = 0;  // completions logprobs
     std::chrono::steady_clock::time_point first_token, last_token;
     bool has_token = false;
+    std::vector<int32_t> token_ids;  // every output token so far
   };
+  // return_token_ids: adds prompt_token_ids / token_ids to a response or chunk.
+  void AddTokenIds(nlohmann::json& j, const Choice& c, std::span<const int32_t> ids,
+                   bool with_prompt) const;
 
   GenerationJob() = default;
   // Applies one engine event to its choice (and the metrics). Returns the choice index.
@@ -79,7 +86,8 @@ class GenerationJob {
   GenerationContext ctx_;
   OpenAiRequest request_;
   ResponseMeta meta_;
-  std::vector<std::string> prompt_texts_;  // echo
+  std::vector<std::string> prompt_texts_;         // echo
+  std::vector<std::vector<int32_t>> prompt_ids_;  // return_token_ids
   std::vector<Choice> choices_;
   std::shared_ptr<OutputStream> outputs_;
   std::chrono::steady_clock::time_point arrival_;

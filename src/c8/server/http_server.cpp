@@ -92,7 +92,8 @@ struct HttpServer::Impl {
                                          opt.served_model_name + "`).",
                                      "invalid_request_error", "model", "model_not_found"});
     }
-    GenerationContext ctx{&bundle, &engine, &metrics, opt.served_model_name};
+    GenerationContext ctx{&bundle, &engine, &metrics, opt.served_model_name,
+                          opt.return_tokens_as_token_ids};
     auto started = GenerationJob::Start(
         ctx, std::move(r), NewResponseId(kind == ApiKind::kChat ? "chatcmpl-" : "cmpl-"));
     if (auto* e = std::get_if<ApiError>(&started)) return SendError(res, *e);

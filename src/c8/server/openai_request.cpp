@@ -112,6 +112,29 @@ std::optional<ApiError> ParseCommon(const OJ& body, OpenAiRequest* r) {
     r->model = m->get<std::string>();
   }
   if (auto e = GetBool(body, "stream", &r->stream)) return e;
+  if (auto e = GetBool(body, "return_token_ids", &r->return_token_ids)) return e;
+  // Fields whose meaning c8 cannot honour yet: refuse them by name instead of ignoring them.
+  if (const OJ* rf = Field(body, "response_format")) {
+    if (!rf->is_object()) return WrongType("response_format", "an object", *rf);
+    const OJ* type = Field(*rf, "type");
+    if (!type || !type->is_string()) {
+      return BadRequest("response_format.type: expected a string", "response_format");
+    }
+    if (type->get<std::string>() != "text") {
+      return BadRequest("response_format: type '" + type->get<std::string>() +
+                            "' (structured output) is not supported by this server yet",
+                        "response_format");
+    }
+  }
+  for (const char* name : {"guided_json", "guided_regex", "guided_choice", "guided_grammar",
+                           "guided_decoding_backend", "structured_outputs"}) {
+    if (Field(body, name)) {
+      return BadRequest(std::string(name) +
+                            ": guided decoding (structured output) is not supported by this "
+                            "server yet",
+                        name);
+    }
+  }
   if (const OJ* so = Field(body, "stream_options")) {
     if (!so->is_object()) return WrongType("stream_options", "an object", *so);
     if (const OJ* iu = Field(*so, "include_usage")) {
@@ -385,6 +408,28 @@ std::optional<ApiError> ParseChatRequest(const nlohmann::ordered_json& body, Ope
       if (!t->is_array()) return WrongType(name, "an array", *t);
       r->template_kwargs[name] = *t;
     }
+  }
+  // Tools reach the chat template; parsing the model's tool calls back into `tool_calls` is
+  // not implemented yet, so only tool_choice "none" (render, never call) is accepted.
+  const OJ* tools = Field(body, "tools");
+  const OJ* choice = Field(body, "tool_choice");
+  if (choice && !(choice->is_string() || choice->is_object())) {
+    return WrongType("tool_choice", "a string or an object", *choice);
+  }
+  const bool none = choice && choice->is_string() && choice->get<std::string>() == "none";
+  if (choice && choice->is_string() && !none && choice->get<std::string>() != "auto" &&
+      choice->get<std::string>() != "required") {
+    return BadRequest("tool_choice: expected 'none', 'auto', 'required' or a named function",
+                      "tool_choice");
+  }
+  if (tools && !tools->empty() && !none) {
+    return BadRequest(
+        "tools: tool calling (parsing the model's calls into tool_calls) is not supported by "
+        "this server yet; send tool_choice 'none' to only render the tools into the prompt",
+        "tools");
+  }
+  if (choice && !none && (!tools || tools->empty())) {
+    return BadRequest("tool_choice: needs a non-empty tools array", "tool_choice");
   }
   if (Status st = r->params.Validate(); !st.ok()) return ValidationError(st, r->kind);
   return std::nullopt;

@@ -1,7 +1,9 @@
 // Parsing and validation of OpenAI-style request bodies (/v1/completions and
 // /v1/chat/completions) into native structs. Pure functions: no model, no engine, no I/O.
 //
-// Rules (OpenAI / vLLM): unknown fields are ignored; null means "unset"; a field of the wrong
+// Rules (OpenAI / vLLM): unknown fields are ignored, except those a client relies on that c8
+// does not implement yet (structured output, tool calls the model must make), which get a 400
+// naming the field rather than silence; null means "unset"; a field of the wrong
 // type, or out of its range, gives a 400 ApiError whose `param` names the field. Integers may
 // be written as integral floats (5.0). Range checks reuse SamplingParams::Validate.
 #pragma once
@@ -46,6 +48,8 @@ struct OpenAiRequest {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   SamplingParams params;       // params.logprobs: completions `logprobs`, chat `top_logprobs`
+  // vLLM's return_token_ids: prompt and output token ids in the response (and each chunk).
+  bool return_token_ids = false;
   bool max_tokens_set = false;
   // Sampling fields the request set (names as GenerationDefaults::ApplyTo expects).
   std::vector<std::string> explicit_fields;

@@ -20,6 +20,7 @@ struct ServeOptions {
   size_t max_body_bytes = 8u << 20;  // larger bodies get 413
   int http_threads = 0;              // worker threads; 0: max_num_seqs + 16 (at most 1024)
   int32_t max_num_seqs = 256;
+  bool return_tokens_as_token_ids = false;  // logprobs tokens as "token_id:<id>"
 };
 
 }  // namespace c8

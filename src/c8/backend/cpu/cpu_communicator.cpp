@@ -44,8 +44,15 @@ Status CpuCommGroup::status() const {
 }
 
 void CpuCommunicator::Fail(const std::string& what) {
-  if (error_.ok()) {
-    error_ = Error("CPU communicator rank " + std::to_string(rank_) + ": " + what);
+  if (!error_.ok()) return;
+  const std::string me = "CPU communicator rank " + std::to_string(rank_) + ": " + what;
+  Status group = group_->status();
+  if (group.ok()) {
+    // This rank's own failure: the others must not wait for it in the next collective.
+    group_->Abort("rank " + std::to_string(rank_) + ": " + what);
+    error_ = Error(me);
+  } else {
+    error_ = Error(me + " (" + group.message() + ")");  // woken by another rank's failure
   }
 }
 

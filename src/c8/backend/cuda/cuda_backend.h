@@ -86,7 +86,7 @@ class CudaBackend final : public Backend {
   std::optional<DeviceMemory> MemoryInfo() override;
 
   // First error recorded by any op (sticky), or Ok.
-  Status status() const;
+  Status status() const override;
   // The stream every op is queued on (a cudaStream_t).
   void* stream() const;
   // The CUDA device index this backend runs on.

@@ -15,6 +15,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 
 namespace c8 {
@@ -52,9 +54,17 @@ class DeviceGuard {
 
 // The NCCL communicators of one CreateNcclCommunicators call, shared by its NcclCommunicators:
 // an abort reaches every rank, and the handles are destroyed once, by the last owner.
+//
+// Abort against collectives on other threads: every NCCL call on a clique's comm is bracketed
+// by Enter()/Leave(). Once aborted no call enters, and AbortAll waits (bounded) for the calls
+// already inside to leave before ncclCommAbort releases the comms, so a thread never starts an
+// NCCL call on a released comm. A call that stays inside (blocked on a peer that never comes)
+// is what the abort is for: after the wait it is aborted under it, as NCCL intends.
 struct NcclClique {
   std::vector<ncclComm_t> comms;
-  std::mutex mu;  // guards abort against status queries
+  std::mutex mu;  // guards in_flight, why, and the comms against release during queries
+  std::condition_variable idle;
+  int in_flight = 0;
   std::atomic<bool> aborted{false};
   std::string why;  // abort reason (under mu)
 
@@ -64,11 +74,22 @@ struct NcclClique {
       if (c != nullptr) ncclCommDestroy(c);
     }
   }
-  void AbortAll(const std::string& reason) {
+  bool Enter() {
     std::lock_guard<std::mutex> lock(mu);
+    if (aborted.load()) return false;
+    ++in_flight;
+    return true;
+  }
+  void Leave() {
+    std::lock_guard<std::mutex> lock(mu);
+    if (--in_flight == 0) idle.notify_all();
+  }
+  void AbortAll(const std::string& reason) {
+    std::unique_lock<std::mutex> lock(mu);
     if (aborted.load()) return;
     why = reason;
     aborted.store(true);
+    idle.wait_for(lock, std::chrono::seconds(2), [&] { return in_flight == 0; });
     for (ncclComm_t c : comms) {
       if (c != nullptr) ncclCommAbort(c);
     }
@@ -156,9 +177,12 @@ void NcclCommunicator::AllReduceSum(Tensor& x) {
   }
   const int64_t n = x.numel();
   if (n <= 0) return;
+  if (!m.clique->Enter()) return;
   ncclResult_t r =
       ncclAllReduce(x.data, x.data, static_cast<size_t>(n), dt, ncclSum, m.comm, m.stream);
-  if (r != ncclSuccess) m.FailOp("all-reduce: " + NcclMessage(r, m.comm));
+  std::string msg = r != ncclSuccess ? NcclMessage(r, m.comm) : std::string();
+  m.clique->Leave();
+  if (r != ncclSuccess) m.FailOp("all-reduce: " + msg);
 }
 
 void NcclCommunicator::AllGatherColumns(const Tensor& in, const std::vector<int64_t>& cols,
@@ -202,8 +226,11 @@ void NcclCommunicator::AllGatherColumns(const Tensor& in, const std::vector<int6
       return;
     }
   }
+  if (!m.clique->Enter()) return;
   ncclResult_t r = ncclAllGather(in.data, m.staging, count, ncclFloat32, m.comm, m.stream);
-  if (r != ncclSuccess) return m.FailOp("all-gather: " + NcclMessage(r, m.comm));
+  std::string msg = r != ncclSuccess ? NcclMessage(r, m.comm) : std::string();
+  m.clique->Leave();
+  if (r != ncclSuccess) return m.FailOp("all-gather: " + msg);
   int64_t col0 = 0;
   for (int k = 0; k < m.size; ++k) {
     if (cols[k] > 0) {

@@ -7,8 +7,11 @@
 // are recorded by CUDA graph capture. status() is read by the same thread; Abort() may be called
 // from any thread.
 //
-// Lifetimes: destroy the communicators before the backends they were made for. The NCCL
-// communicators of a clique are released when the last of its NcclCommunicators is destroyed.
+// Lifetimes: a communicator outlives every model that issues collectives through it; it may
+// outlive the backends it was made for (the executor destroys workers, with their backends,
+// first): its destructor touches no backend state, only its own staging (cudaFree on its
+// device). The NCCL communicators of a clique are released when the last of its
+// NcclCommunicators is destroyed.
 #pragma once
 
 #include <cstddef>
