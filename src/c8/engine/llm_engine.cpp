@@ -49,6 +49,7 @@ Status LlmEngine::AddRequest(EngineRequest er) {
   r->prompt = std::move(er.prompt);
   r->params = std::move(er.params);
   r->rng = SamplerRng::FromSeed(r->params.seed, er.rng_stream);
+  r->constraint = std::move(er.constraint);
   const int64_t room =
       std::min<int64_t>(max_len, usable_tokens) - static_cast<int64_t>(r->prompt.size());
   r->stop = std::make_unique<StopChecker>(r->params, bundle_.defaults.eos_token_ids, room);
@@ -77,11 +78,32 @@ std::vector<RequestOutput> LlmEngine::Step() {
   BuildForwardBatch(sched, static_cast<int32_t>(executor_.kv_spec().block_size), step_in_.batch,
                     sampled_);
   step_in_.sampling.Clear();
+  step_in_.before_sampling = nullptr;
+  constrained_.clear();
+  constraint_errors_.clear();
   std::vector<Request*> sampling;  // in row order
+  const int64_t vocab = executor_.config().vocab_size;
   for (size_t i = 0; i < sched.seqs.size(); ++i) {
     if (!sampled_[i]) continue;
-    AddSamplingRow(*sched.seqs[i].request, static_cast<int32_t>(sampling.size()));
-    sampling.push_back(sched.seqs[i].request);
+    Request* r = sched.seqs[i].request;
+    AddSamplingRow(*r, static_cast<int32_t>(sampling.size()));
+    if (r->constraint) {
+      const int64_t at = static_cast<int64_t>(constrained_.size()) * AllowedMaskWords(vocab);
+      step_in_.sampling.rows.back().allowed_begin = at;
+      constrained_.emplace_back(at, r);
+    }
+    sampling.push_back(r);
+  }
+  if (!constrained_.empty()) {
+    // The bitmasks are computed on the host while the device runs the forward pass.
+    allowed_.assign(constrained_.size() * static_cast<size_t>(AllowedMaskWords(vocab)), ~0u);
+    step_in_.sampling.allowed = &allowed_;
+    step_in_.before_sampling = [this, vocab] {
+      for (const auto& [at, r] : constrained_) {
+        Status s = r->constraint->FillAllowed(allowed_.data() + at, vocab);
+        if (!s.ok()) constraint_errors_.emplace_back(r, s.message());
+      }
+    };
   }
   Status st = executor_.Execute(step_in_, &step_out_);
   if (const std::string w = executor_.TakeGraphWarning(); !w.empty()) {
@@ -144,6 +166,22 @@ std::vector<RequestOutput> LlmEngine::Step() {
       continue;
     }
     const SampledToken* res = &sampled[k];
+    if (r->constraint) {
+      std::string why;
+      for (const auto& [bad, msg] : constraint_errors_) {
+        if (bad == r) why = msg;
+      }
+      if (why.empty()) {
+        Status s = r->constraint->Accept(res->token_id);
+        if (!s.ok()) why = s.message();
+      }
+      if (!why.empty()) {
+        o.finished = true;
+        o.error = "structured output: " + why;
+        scheduler_.Finish(r, RequestStatus::kAborted);
+        continue;
+      }
+    }
     r->output.push_back(res->token_id);
     TokenOutput t;
     t.token_id = res->token_id;
@@ -159,6 +197,12 @@ std::vector<RequestOutput> LlmEngine::Step() {
       o.finished = true;
       o.finish_reason = r->stop->finish_reason();
       o.stop_reason = r->stop->stop_reason();
+      scheduler_.Finish(r, RequestStatus::kFinished);
+    } else if (r->constraint && r->constraint->IsTerminated()) {
+      // The grammar is complete and took a stop token (also under ignore_eos).
+      o.delta += r->stop->text().substr(std::min(r->stop->streamed(), r->stop->text().size()));
+      o.finished = true;
+      o.finish_reason = FinishReason::kStop;
       scheduler_.Finish(r, RequestStatus::kFinished);
     }
   }

@@ -19,6 +19,8 @@ struct EngineRequest {
   std::vector<int32_t> prompt;
   SamplingParams params;
   uint32_t rng_stream = 0;  // distinct per sibling of an n > 1 request
+  // Structured output (a compiled grammar's matcher, one per sequence); null: unconstrained.
+  std::shared_ptr<TokenConstraint> constraint;
 };
 
 struct TokenOutput {
@@ -86,6 +88,11 @@ class LlmEngine {
   StepInput step_in_;
   StepOutput step_out_;
   std::vector<bool> sampled_;
+  // Structured output of the step: the constrained rows' bitmasks (SamplingRows::allowed) and
+  // their requests, filled by step_in_.before_sampling while the forward pass runs.
+  std::vector<uint32_t> allowed_;
+  std::vector<std::pair<int64_t, Request*>> constrained_;  // (first word, request)
+  std::vector<std::pair<Request*, std::string>> constraint_errors_;
   uint64_t next_arrival_ = 0;
   int64_t prompt_tokens_ = 0, generation_tokens_ = 0;
 };

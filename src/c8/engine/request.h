@@ -11,6 +11,7 @@
 #include "c8/engine/stop_checker.h"
 #include "c8/sampling/sampler.h"
 #include "c8/sampling/sampling_params.h"
+#include "c8/sampling/token_constraint.h"
 #include "c8/tokenizer/stream_decoder.h"
 
 namespace c8 {
@@ -38,6 +39,7 @@ struct Request {
   std::optional<SamplerRng> rng;
   std::unique_ptr<StopChecker> stop;
   std::unique_ptr<StreamDecoder> decoder;
+  std::shared_ptr<TokenConstraint> constraint;  // structured output; null: unconstrained
 
   int32_t num_tokens() const { return static_cast<int32_t>(prompt.size() + output.size()); }
   int32_t TokenAt(int32_t i) const {

@@ -2,6 +2,7 @@
 // scheduler or request types (the engine's runner_input.cpp builds it from a scheduled batch).
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "c8/model/forward_batch.h"
@@ -13,6 +14,10 @@ struct StepInput {
   ForwardBatch batch;
   // One row per sequence to sample; SamplingRow::logits_row indexes batch.logits_rows.
   SamplingRows sampling;
+  // Runs on the sampling rank after the step's forward pass is queued and before sampling:
+  // host work that overlaps the device, such as filling the structured-output bitmasks that
+  // sampling.allowed points to. May be empty.
+  std::function<void()> before_sampling;
 };
 
 struct StepOutput {

@@ -197,6 +197,7 @@ Status Worker::Execute(const StepInput& in, bool sample, StepOutput* out) {
   C8_RETURN_IF_ERROR(Forward(in.batch, *cache_, &logits));
   out->sampled.clear();
   if (sample && !in.sampling.rows.empty()) {
+    if (in.before_sampling) in.before_sampling();  // overlaps the queued forward pass
     C8_RETURN_IF_ERROR(backend_->SampleRows(logits, in.sampling, &out->sampled));
   } else if (!sample) {
     backend_->Synchronize();  // the step's collectives have completed on this rank

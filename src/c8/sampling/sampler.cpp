@@ -167,6 +167,18 @@ Status Sampler::Prepare(std::span<const float> logits, const SampleRequest& requ
     }
     for (int32_t t : p.stop_token_ids) mask(t);
   }
+  // 3b. Structured output: tokens outside the allowed bitmask.
+  if (!request.allowed.empty()) {
+    if (static_cast<int64_t>(request.allowed.size()) < (vocab + 31) / 32) {
+      return Error("sampler: allowed-token bitmask has " + std::to_string(request.allowed.size()) +
+                   " words for vocab size " + std::to_string(vocab));
+    }
+    for (int64_t i = 0; i < vocab; ++i) {
+      if (((request.allowed[static_cast<size_t>(i >> 5)] >> (i & 31)) & 1u) == 0) {
+        work_[i] = kNegInf;
+      }
+    }
+  }
 
   // 4. Greedy.
   greedy_ = p.IsGreedy();
@@ -175,8 +187,8 @@ Status Sampler::Prepare(std::span<const float> logits, const SampleRequest& requ
         static_cast<int32_t>(std::max_element(work_.begin(), work_.end()) - work_.begin());
     if (work_[best] == kNegInf) {
       return Error(
-          "sampler: no token can be sampled: every logit is -inf after penalties and "
-          "min_tokens masking");
+          "sampler: no token can be sampled: every logit is -inf after penalties, "
+          "min_tokens and structured-output masking");
     }
     kept_.assign(1, best);
     max_ = work_[best];
@@ -191,8 +203,8 @@ Status Sampler::Prepare(std::span<const float> logits, const SampleRequest& requ
   max_ = *std::max_element(work_.begin(), work_.end());
   if (max_ == kNegInf) {
     return Error(
-        "sampler: no token can be sampled: every logit is -inf after penalties and "
-        "min_tokens masking");
+        "sampler: no token can be sampled: every logit is -inf after penalties, "
+        "min_tokens and structured-output masking");
   }
 
   // 6. min_p (p_i >= min_p * p_max  <=>  l_i >= max + log(min_p)); also drops -inf tokens.

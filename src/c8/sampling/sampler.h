@@ -89,6 +89,9 @@ struct SampleRequest {
   std::span<const int32_t> prompt_token_ids;  // for repetition_penalty
   std::span<const int32_t> output_token_ids;  // generated so far: penalties and min_tokens
   SamplerRng* rng = nullptr;  // required unless greedy; advanced by one step per Sample
+  // Structured output: allowed-token bitmask (ceil(vocab / 32) words, bit t % 32 of word
+  // t / 32); empty: every token allowed. Applied with min_tokens masking (step 3).
+  std::span<const uint32_t> allowed;
 };
 
 // Applies repetition, frequency and presence penalties in place (step 2 above).

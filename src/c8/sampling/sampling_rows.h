@@ -43,6 +43,11 @@ struct SamplingRow {
   int32_t penalty_count = 0;
   int64_t masked_begin = 0;  // [masked_begin, +masked_count) of SamplingRows::masked
   int32_t masked_count = 0;  // ids forced to -inf (EOS / stop ids below min_tokens)
+  // Structured output: first word of this row's allowed-token bitmask in *SamplingRows::allowed
+  // (AllowedMaskWords(vocab) words, c8/sampling/token_constraint.h); -1: every token allowed.
+  // Tokens outside the mask are -inf after penalties, like min_tokens masking; logprobs stay
+  // those of the raw logits.
+  int64_t allowed_begin = -1;
 
   bool IsGreedy() const { return temperature < 1e-5; }
   bool PenaltiesEnabled() const {
@@ -54,11 +59,15 @@ struct SamplingRows {
   std::vector<SamplingRow> rows;
   std::vector<PenaltyToken> penalty;  // flat, distinct token ids within one row
   std::vector<int32_t> masked;        // flat
+  // Allowed-token bitmasks of the constrained rows (owned by the caller, filled before
+  // SampleRows reads them; see StepInput::before_sampling). Null when no row is constrained.
+  const std::vector<uint32_t>* allowed = nullptr;
 
   void Clear() {
     rows.clear();
     penalty.clear();
     masked.clear();
+    allowed = nullptr;
   }
 };
 
@@ -103,6 +112,11 @@ inline Status CheckSamplingRows(const SamplingRows& s, int64_t num_logit_rows, i
     if (r.masked_count < 0 || r.masked_begin < 0 ||
         r.masked_begin + r.masked_count > static_cast<int64_t>(s.masked.size())) {
       return Error(at + "masked range outside the flat masked array");
+    }
+    if (r.allowed_begin >= 0 &&
+        (s.allowed == nullptr ||
+         r.allowed_begin + (vocab + 31) / 32 > static_cast<int64_t>(s.allowed->size()))) {
+      return Error(at + "allowed-token bitmask outside the allowed array");
     }
   }
   return Status::Ok();

@@ -383,6 +383,12 @@ bool Tokenizer::AppendTokenBytes(int32_t id, bool skip_special, bool first,
   return true;
 }
 
+std::string Tokenizer::TokenBytes(int32_t id) const {
+  std::string out;
+  AppendTokenBytes(id, /*skip_special=*/true, /*first=*/true, &out);
+  return out;
+}
+
 std::string Tokenizer::Decode(std::span<const int32_t> ids, bool skip_special) const {
   std::string bytes;
   bool first = true;

@@ -56,6 +56,10 @@ class Tokenizer {
   int32_t vocab_size() const;
   // Whether `id` is a special added token (skipped by Decode(..., skip_special = true)).
   bool IsSpecial(int32_t id) const;
+  // The raw bytes token `id` contributes to decoded text (byte-level decoded, no joining
+  // space; may be part of a UTF-8 sequence); "" for special and unknown ids. Used to give a
+  // grammar engine the vocabulary.
+  std::string TokenBytes(int32_t id) const;
 
  private:
   struct Impl;

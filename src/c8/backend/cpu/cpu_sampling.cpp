@@ -50,6 +50,10 @@ Status CpuBackend::SampleRows(const Tensor& logits, const SamplingRows& rows,
     req.prompt_token_ids = prompt_ids;
     req.output_token_ids = output_ids;
     req.rng = &rng;
+    if (r.allowed_begin >= 0) {
+      req.allowed = std::span<const uint32_t>(rows.allowed->data() + r.allowed_begin,
+                                              static_cast<size_t>((vocab + 31) / 32));
+    }
     const std::span<const float> row(logits.as<const float>() + r.logits_row * vocab,
                                      static_cast<size_t>(vocab));
     Result<SampleResult> res = sampler.Sample(row, req);

@@ -459,6 +459,7 @@ Status CudaBackend::SampleRows(const Tensor& logits, const SamplingRows& rows,
     a.penalty_count = r.penalty_count;
     a.masked_begin = r.masked_begin;
     a.masked_count = r.masked_count;
+    a.allowed_begin = r.allowed_begin;
     a.temperature = static_cast<float>(r.temperature);
     a.rep = static_cast<float>(r.repetition_penalty);
     a.freq = static_cast<float>(r.frequency_penalty);
@@ -478,11 +479,12 @@ Status CudaBackend::SampleRows(const Tensor& logits, const SamplingRows& rows,
     a.num_logprobs = r.num_logprobs;
   }
 
-  // One device buffer: args | penalty | masked | results | work (R, V) fp32.
+  // One device buffer: args | penalty | masked | allowed | results | work (R, V) fp32.
   auto align = [](size_t n) { return (n + 255) / 256 * 256; };
+  const size_t n_allowed = rows.allowed != nullptr ? rows.allowed->size() : 0;
   const size_t b_args = align(args.size() * sizeof(cuda::SampleRowArgs));
   const size_t b_pen = align(rows.penalty.size() * sizeof(PenaltyToken));
-  const size_t b_mask = align(rows.masked.size() * sizeof(int32_t));
+  const size_t b_mask = align(rows.masked.size() * sizeof(int32_t)) + align(n_allowed * 4);
   const size_t b_res = align(static_cast<size_t>(R) * sizeof(cuda::SampleRowResult));
   const size_t b_work = static_cast<size_t>(R) * static_cast<size_t>(V) * 4;
   const size_t upload = b_args + b_pen + b_mask;
@@ -505,6 +507,8 @@ Status CudaBackend::SampleRows(const Tensor& logits, const SamplingRows& rows,
   if (!rows.masked.empty()) {
     std::memcpy(host.data() + b_args + b_pen, rows.masked.data(), rows.masked.size() * 4);
   }
+  const size_t o_allowed = b_args + b_pen + align(rows.masked.size() * sizeof(int32_t));
+  if (n_allowed > 0) std::memcpy(host.data() + o_allowed, rows.allowed->data(), n_allowed * 4);
   char* dev = static_cast<char*>(s_->sample_buf);
   CopyToDevice(dev, host.data(), upload);
   auto* d_res = reinterpret_cast<cuda::SampleRowResult*>(dev + upload);
@@ -512,6 +516,7 @@ Status CudaBackend::SampleRows(const Tensor& logits, const SamplingRows& rows,
                          reinterpret_cast<const cuda::SampleRowArgs*>(dev),
                          reinterpret_cast<const PenaltyToken*>(dev + b_args),
                          reinterpret_cast<const int32_t*>(dev + b_args + b_pen),
+                         reinterpret_cast<const uint32_t*>(dev + o_allowed),
                          reinterpret_cast<float*>(dev + upload + b_res), d_res, s_->stream);
   s_->CheckLaunch("SampleRows");
   std::vector<cuda::SampleRowResult> res(static_cast<size_t>(R));
@@ -528,8 +533,8 @@ Status CudaBackend::SampleRows(const Tensor& logits, const SamplingRows& rows,
     }
     if (r.status == 2) {
       o.error =
-          "sampler: no token can be sampled: every logit is -inf after penalties and "
-          "min_tokens masking";
+          "sampler: no token can be sampled: every logit is -inf after penalties, "
+          "min_tokens and structured-output masking";
       continue;
     }
     o.token_id = r.token_id;

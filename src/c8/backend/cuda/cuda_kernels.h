@@ -102,6 +102,7 @@ struct SampleRowArgs {
   int64_t logits_row = 0;
   int64_t penalty_begin = 0, masked_begin = 0;
   int32_t penalty_count = 0, masked_count = 0;
+  int64_t allowed_begin = -1;  // first word of the row's allowed-token bitmask; -1: none
   float temperature = 1.0f;  // (float) temperature
   float rep = 1.0f, freq = 0.0f, pres = 0.0f;
   int32_t apply_rep = 0;  // repetition_penalty != 1
@@ -125,10 +126,11 @@ struct SampleRowResult {
   int32_t top_ids[kMaxSampleLogprobs];
   float top_logprobs[kMaxSampleLogprobs];
 };
-// One block per row. logits (L, V) fp32; rows (R); penalty, masked: flat arrays of
+// One block per row. logits (L, V) fp32; rows (R); penalty, masked, allowed: flat arrays of
 // SamplingRows; work (R, V) fp32 scratch; out (R).
 void LaunchSampleRows(const float* logits, int64_t V, int32_t R, const SampleRowArgs* rows,
-                      const PenaltyToken* penalty, const int32_t* masked, float* work,
+                      const PenaltyToken* penalty, const int32_t* masked,
+                      const uint32_t* allowed, float* work,
                       SampleRowResult* out, cudaStream_t stream);
 
 }  // namespace c8::cuda

@@ -215,7 +215,8 @@ __device__ float RadixThreshold(const RowState& st, int64_t V, bool by_mass, dou
 
 __global__ void __launch_bounds__(kThreads)
     SampleRowsKernel(const float* __restrict__ logits, int64_t V, const SampleRowArgs* rows,
-                     const PenaltyToken* penalty, const int32_t* masked, float* work,
+                     const PenaltyToken* penalty, const int32_t* masked,
+                     const uint32_t* __restrict__ allowed, float* work,
                      SampleRowResult* out) {
   __shared__ Shared s;
   const SampleRowArgs a = rows[blockIdx.x];
@@ -251,6 +252,13 @@ __global__ void __launch_bounds__(kThreads)
   for (int i = threadIdx.x; i < a.masked_count; i += kThreads) {
     const int32_t t = masked[a.masked_begin + i];
     if (t >= 0 && t < V) w[t] = -INFINITY;
+  }
+  // 3b. Structured output: tokens outside the allowed bitmask.
+  if (a.allowed_begin >= 0) {
+    const uint32_t* bits = allowed + a.allowed_begin;
+    for (int64_t i = threadIdx.x; i < V; i += kThreads) {
+      if (((bits[i >> 5] >> (i & 31)) & 1u) == 0) w[i] = -INFINITY;
+    }
   }
   __syncthreads();
 
@@ -378,10 +386,12 @@ __global__ void __launch_bounds__(kThreads)
 }  // namespace
 
 void LaunchSampleRows(const float* logits, int64_t V, int32_t R, const SampleRowArgs* rows,
-                      const PenaltyToken* penalty, const int32_t* masked, float* work,
-                      SampleRowResult* out, cudaStream_t stream) {
+                      const PenaltyToken* penalty, const int32_t* masked,
+                      const uint32_t* allowed, float* work, SampleRowResult* out,
+                      cudaStream_t stream) {
   if (R <= 0) return;
-  SampleRowsKernel<<<R, kThreads, 0, stream>>>(logits, V, rows, penalty, masked, work, out);
+  SampleRowsKernel<<<R, kThreads, 0, stream>>>(logits, V, rows, penalty, masked, allowed, work,
+                                               out);
 }
 
 }  // namespace c8::cuda
