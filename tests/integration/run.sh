@@ -30,7 +30,7 @@ export C8_TEST_MAX_BODY=1048576
 "$C8_BIN" serve "$MODEL_DIR" --host 127.0.0.1 --port "$PORT" --api-key "$C8_TEST_API_KEY" \
   --served-model-name "$C8_TEST_MODEL" --max-model-len "$C8_TEST_MAX_MODEL_LEN" \
   --kv-cache-memory 0.25 --max-num-seqs 64 --max-body-bytes "$C8_TEST_MAX_BODY" \
-  --shutdown-timeout 2 -q >"$LOG" 2>&1 &
+  --shutdown-timeout 2 --enable-auto-tool-choice --tool-call-parser hermes -q >"$LOG" 2>&1 &
 PID=$!
 cleanup() { kill -9 "$PID" 2>/dev/null; }
 trap cleanup EXIT
@@ -49,7 +49,7 @@ if ! curl -sf "$C8_BASE_URL/health" >/dev/null 2>&1; then
   exit 1
 fi
 cd "$HERE"
-python3 -m pytest -q -p no:cacheprovider "$@" test_server.py
+python3 -m pytest -q -p no:cacheprovider "$@" test_server.py test_structured.py
 RC=$?
 # Graceful shutdown must exit 0.
 kill -TERM "$PID"

@@ -186,7 +186,7 @@ TEST(OpenAiRequest, ChatFields) {
       {"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},
       {"role":"assistant","content":null,"tool_calls":[]}],
     "max_tokens":3,"max_completion_tokens":7,"logprobs":true,"top_logprobs":2,
-    "chat_template_kwargs":{"enable_thinking":false},"tools":[{"type":"function"}],
+    "chat_template_kwargs":{"enable_thinking":false},"tools":[{"type":"function","function":{"name":"f"}}],
     "tool_choice":"none","add_generation_prompt":false,"return_token_ids":true})",
                 &r);
   ASSERT_FALSE(e) << e->message;
@@ -202,6 +202,8 @@ TEST(OpenAiRequest, ChatFields) {
   EXPECT_TRUE(r.template_kwargs["tools"].is_array());
   EXPECT_FALSE(r.add_generation_prompt);
   EXPECT_TRUE(r.return_token_ids);
+  EXPECT_EQ(r.tool_choice, ToolChoice::kNone);
+  EXPECT_FALSE(r.grammar.active());
 
   OpenAiRequest d;
   ASSERT_FALSE(Chat(R"({"messages":[{"role":"user","content":"hi"}]})", &d));
@@ -233,21 +235,34 @@ TEST(OpenAiRequest, ChatErrors) {
       {R"({"messages":[{"role":"user","content":"x"}],"chat_template_kwargs":[]})",
        "chat_template_kwargs"},
       {R"({"messages":[{"role":"user","content":"x"}],"tools":{}})", "tools"},
-      // Not implemented yet: refused by name, never silently ignored.
       {R"({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]})", "tools"},
-      {R"({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}],
-          "tool_choice":"required"})",
+      {R"({"messages":[{"role":"user","content":"x"}],"tools":[{"function":{"name":""}}]})",
        "tools"},
+      {R"({"messages":[{"role":"user","content":"x"}],"tools":[{"function":{"name":"f",
+          "parameters":[]}}]})",
+       "tools[0].function.parameters"},
       {R"({"messages":[{"role":"user","content":"x"}],"tool_choice":"auto"})", "tool_choice"},
       {R"({"messages":[{"role":"user","content":"x"}],"tool_choice":"maybe"})", "tool_choice"},
-      {R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})",
+      {R"({"messages":[{"role":"user","content":"x"}],"tools":[{"function":{"name":"f"}}],
+          "tool_choice":{"type":"function","function":{"name":"g"}}})",
+       "tool_choice"},
+      {R"({"messages":[{"role":"user","content":"x"}],"tools":[{"function":{"name":"f"}}],
+          "tool_choice":"required","guided_regex":"a"})",
+       "tool_choice"},
+      // Structured output that c8 does not do: refused by name, never silently ignored.
+      {R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"structural_tag"}})",
        "response_format"},
-      {R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema",
-          "json_schema":{"name":"a","schema":{}}}})",
+      {R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema"}})",
        "response_format"},
-      {R"({"messages":[{"role":"user","content":"x"}],"guided_choice":["a","b"]})",
+      {R"({"messages":[{"role":"user","content":"x"}],"guided_json":"{nope"})", "guided_json"},
+      {R"({"messages":[{"role":"user","content":"x"}],"guided_choice":[]})", "guided_choice"},
+      {R"({"messages":[{"role":"user","content":"x"}],"guided_choice":["a",1]})", "guided_choice"},
+      {R"({"messages":[{"role":"user","content":"x"}],"guided_regex":"a","guided_choice":["a"]})",
        "guided_choice"},
-      {R"({"messages":[{"role":"user","content":"x"}],"guided_json":{}})", "guided_json"},
+      {R"({"messages":[{"role":"user","content":"x"}],"guided_decoding_backend":"outlines"})",
+       "guided_decoding_backend"},
+      {R"({"messages":[{"role":"user","content":"x"}],"structured_outputs":{"structural_tag":"x"}})",
+       "structured_outputs.structural_tag"},
       {R"({"messages":[{"role":"user","content":"x"}],"return_token_ids":1})", "return_token_ids"},
   };
   for (const BadCase& c : cases) {
@@ -257,6 +272,64 @@ TEST(OpenAiRequest, ChatErrors) {
     EXPECT_EQ(e->status, 400);
     EXPECT_EQ(e->param, c.param) << c.body << " -> " << e->message;
   }
+}
+
+TEST(OpenAiRequest, StructuredOutputFields) {
+  auto parse = [](const std::string& extra) {
+    OpenAiRequest r;
+    auto e = Chat(R"({"messages":[{"role":"user","content":"x"}])" + extra + "}", &r);
+    EXPECT_FALSE(e) << extra << " -> " << (e ? e->message : "");
+    return r;
+  };
+  OpenAiRequest a = parse(R"(,"response_format":{"type":"json_object"})");
+  EXPECT_EQ(a.grammar.kind, GrammarSpec::Kind::kJsonObject);
+  OpenAiRequest b = parse(
+      R"(,"response_format":{"type":"json_schema","json_schema":{"name":"p","schema":{"type":"object","properties":{"a":{"type":"integer"}}}}})");
+  EXPECT_EQ(b.grammar.kind, GrammarSpec::Kind::kJsonSchema);
+  EXPECT_EQ(nlohmann::json::parse(b.grammar.source)["properties"]["a"]["type"], "integer");
+  EXPECT_EQ(b.grammar.field, "response_format.json_schema");
+  OpenAiRequest c = parse(R"(,"guided_json":"{\"type\": \"string\"}")");
+  EXPECT_EQ(c.grammar.kind, GrammarSpec::Kind::kJsonSchema);
+  EXPECT_EQ(c.grammar.source, R"({"type":"string"})");
+  OpenAiRequest d = parse(R"(,"guided_choice":["x","y"])");
+  EXPECT_EQ(d.grammar.kind, GrammarSpec::Kind::kChoice);
+  EXPECT_EQ(d.grammar.choices, (std::vector<std::string>{"x", "y"}));
+  OpenAiRequest e =
+      parse(R"(,"structured_outputs":{"regex":"[a-z]+"},"guided_decoding_backend":"xgrammar")");
+  EXPECT_EQ(e.grammar.kind, GrammarSpec::Kind::kRegex);
+  EXPECT_EQ(e.grammar.field, "structured_outputs.regex");
+  OpenAiRequest f = parse(R"(,"guided_grammar":"root ::= \"a\"")");
+  EXPECT_EQ(f.grammar.kind, GrammarSpec::Kind::kEbnf);
+  OpenAiRequest g = parse(R"(,"response_format":{"type":"text"})");
+  EXPECT_FALSE(g.grammar.active());
+}
+
+TEST(OpenAiRequest, ToolChoices) {
+  const std::string tools =
+      R"(,"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}},{"type":"function","function":{"name":"now"}}])";
+  auto parse = [&](const std::string& extra) {
+    OpenAiRequest r;
+    auto e = Chat(R"({"messages":[{"role":"user","content":"x"}])" + tools + extra + "}", &r);
+    EXPECT_FALSE(e) << extra << " -> " << (e ? e->message : "");
+    return r;
+  };
+  EXPECT_EQ(parse("").tool_choice, ToolChoice::kAuto);  // vLLM: auto when tools are given
+  EXPECT_FALSE(parse("").grammar.active());
+  OpenAiRequest named =
+      parse(R"(,"tool_choice":{"type":"function","function":{"name":"get_weather"}})");
+  EXPECT_EQ(named.tool_choice, ToolChoice::kNamed);
+  EXPECT_EQ(named.tool_name, "get_weather");
+  EXPECT_EQ(named.grammar.kind, GrammarSpec::Kind::kJsonSchema);
+  EXPECT_EQ(nlohmann::json::parse(named.grammar.source)["required"][0], "city");
+  OpenAiRequest req = parse(R"(,"tool_choice":"required")");
+  EXPECT_EQ(req.tool_choice, ToolChoice::kRequired);
+  const nlohmann::json s = nlohmann::json::parse(req.grammar.source);
+  EXPECT_EQ(s["type"], "array");
+  EXPECT_EQ(s["minItems"], 1);
+  ASSERT_EQ(s["items"]["anyOf"].size(), 2u);
+  EXPECT_EQ(s["items"]["anyOf"][1]["properties"]["name"]["enum"][0], "now");
+  EXPECT_EQ(s["items"]["anyOf"][1]["properties"]["parameters"]["type"], "object");
+  EXPECT_EQ(parse(R"(,"tool_choice":"none")").tool_choice, ToolChoice::kNone);
 }
 
 }  // namespace

@@ -5,9 +5,9 @@
 #include "c8/structured/structured_output.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
 #include <string>
@@ -80,15 +80,14 @@ class StructuredOutputTest : public ::testing::Test {
 };
 
 TEST_F(StructuredOutputTest, JsonSchemaWalksAlwaysParseAndValidate) {
-  const nlohmann::json schema = {
-      {"type", "object"},
-      {"properties",
-       {{"name", {{"type", "string"}, {"maxLength", 6}}},
-        {"age", {{"type", "integer"}, {"minimum", 0}, {"maximum", 120}}},
-        {"ok", {{"type", "boolean"}}},
-        {"color", {{"enum", {"red", "green", "blue"}}}}}},
-      {"required", {"name", "age", "ok", "color"}},
-      {"additionalProperties", false}};
+  const nlohmann::json schema = {{"type", "object"},
+                                 {"properties",
+                                  {{"name", {{"type", "string"}, {"maxLength", 6}}},
+                                   {"age", {{"type", "integer"}, {"minimum", 0}, {"maximum", 120}}},
+                                   {"ok", {{"type", "boolean"}}},
+                                   {"color", {{"enum", {"red", "green", "blue"}}}}}},
+                                 {"required", {"name", "age", "ok", "color"}},
+                                 {"additionalProperties", false}};
   GrammarSpec spec;
   spec.kind = GrammarSpec::Kind::kJsonSchema;
   spec.source = schema.dump();

@@ -220,6 +220,13 @@ Runner RegisterServe(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--return-tokens-as-token-ids", a->serve.return_tokens_as_token_ids,
                 "Logprobs name tokens 'token_id:<id>' instead of their text");
+  sub->add_flag("--enable-auto-tool-choice", a->serve.enable_auto_tool_choice,
+                "Let the model call tools on its own (tool_choice \"auto\", the default when a "
+                "chat request has tools); needs --tool-call-parser");
+  sub->add_option("--tool-call-parser", a->serve.tool_call_parser,
+                  "How the model's tool calls are parsed into tool_calls: hermes (Qwen2.5 / "
+                  "Qwen3 / Hermes <tool_call> JSON)")
+      ->check(CLI::IsMember({"hermes"}));
   sub->add_flag("--quiet,-q", a->quiet, "No loading progress on stderr");
   return [a, sub]() {
     if (!sub->parsed()) return kNotParsed;

@@ -14,7 +14,9 @@
 
 namespace c8 {
 
-inline int64_t AllowedMaskWords(int64_t vocab) { return (vocab + 31) / 32; }
+inline int64_t AllowedMaskWords(int64_t vocab) {
+  return (vocab + 31) / 32;
+}
 
 class TokenConstraint {
  public:

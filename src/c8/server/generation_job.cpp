@@ -95,6 +95,20 @@ std::variant<ApiError, std::unique_ptr<GenerationJob>> GenerationJob::Start(
     }
   }
 
+  if (chat && r.tool_choice == ToolChoice::kAuto && !ctx.auto_tool_choice) {
+    return BadRequest(
+        "\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be "
+        "set (or send tool_choice \"none\" to only render the tools)",
+        "tool_choice");
+  }
+  std::shared_ptr<StructuredOutput> structured;
+  if (r.grammar.active()) {
+    Result<std::shared_ptr<StructuredOutput>> so =
+        ctx.structured ? ctx.structured() : Error("structured output is not available");
+    if (!so.ok()) return BadRequest(r.grammar.field + ": " + so.message(), r.grammar.field);
+    structured = *so;
+  }
+
   // Model defaults for the fields the request left unset (vLLM --generation-config auto).
   SamplingParams params = r.params;
   b.defaults.ApplyTo(params, r.explicit_fields);
@@ -116,6 +130,16 @@ std::variant<ApiError, std::unique_ptr<GenerationJob>> GenerationJob::Start(
       er.prompt = prompts[i];
       er.params = params;
       er.rng_stream = static_cast<uint32_t>(j);
+      if (structured) {
+        // One matcher per sequence (the grammar itself is compiled once and cached).
+        Result<std::shared_ptr<TokenConstraint>> m = structured->Make(r.grammar);
+        if (!m.ok()) return BadRequest(m.message(), r.grammar.field);
+        er.constraint = std::move(m).value();
+      }
+      if (chat && r.tool_choice == ToolChoice::kAuto) {
+        c.tools = std::make_unique<HermesToolStreamParser>(
+            [] { return NewResponseId("chatcmpl-tool-"); });
+      }
       reqs.push_back(std::move(er));
       job->choices_.push_back(std::move(c));
     }
@@ -253,6 +277,9 @@ std::variant<ApiError, nlohmann::json> GenerationJob::Wait() {
     results.push_back(std::move(r));
   }
   json out = ResponseJson(meta_, results, logprobs, TotalUsage());
+  if (request_.kind == ApiKind::kChat && request_.tool_choice != ToolChoice::kNone) {
+    for (size_t i = 0; i < choices_.size(); ++i) ShapeToolMessage(out["choices"][i], choices_[i]);
+  }
   if (request_.return_token_ids) {
     for (size_t i = 0; i < choices_.size(); ++i) {
       // Chat has one prompt: its ids go on the response; completions: on each choice.
@@ -270,6 +297,133 @@ void GenerationJob::AddTokenIds(json& j, const Choice& c, std::span<const int32_
                                 bool with_prompt) const {
   if (with_prompt) j["prompt_token_ids"] = prompt_ids_[static_cast<size_t>(c.prompt_index)];
   j["token_ids"] = std::vector<int32_t>(ids.begin(), ids.end());
+}
+
+namespace {
+
+json ToolCallJson(const ToolCall& t) {
+  return {{"id", t.id},
+          {"type", "function"},
+          {"function", {{"name", t.name}, {"arguments", t.arguments}}}};
+}
+
+// tool_choice required: the output is a JSON array of {"name", "parameters"} (forced by the
+// grammar); empty when it is not (e.g. cut by max_tokens).
+std::vector<ToolCall> RequiredCalls(const std::string& text) {
+  std::vector<ToolCall> calls;
+  json j = json::parse(text, nullptr, false);
+  if (!j.is_array()) return calls;
+  for (const json& c : j) {
+    if (!c.is_object() || !c.contains("name") || !c["name"].is_string()) return {};
+    ToolCall t;
+    t.id = NewResponseId("chatcmpl-tool-");
+    t.name = c["name"].get<std::string>();
+    t.arguments = c.contains("parameters") ? c["parameters"].dump() : "{}";
+    calls.push_back(std::move(t));
+  }
+  return calls;
+}
+
+}  // namespace
+
+void GenerationJob::ShapeToolMessage(json& choice, const Choice& c) const {
+  json& msg = choice["message"];
+  const std::string text = msg.value("content", std::string());
+  std::vector<ToolCall> calls;
+  json content = text;
+  switch (request_.tool_choice) {
+    case ToolChoice::kAuto: {
+      ParsedToolCalls p =
+          ParseHermesToolCalls(text, [] { return NewResponseId("chatcmpl-tool-"); });
+      if (p.calls.empty()) return;
+      calls = std::move(p.calls);
+      content = p.has_content ? json(p.content) : json();
+      break;
+    }
+    case ToolChoice::kNamed:
+      if (c.result.finish_reason == FinishReason::kLength) return;  // arguments cut short
+      calls.push_back({NewResponseId("chatcmpl-tool-"), request_.tool_name, text});
+      content = json();
+      break;
+    case ToolChoice::kRequired:
+      calls = RequiredCalls(text);
+      if (calls.empty()) return;
+      content = json();
+      break;
+    case ToolChoice::kNone:
+      return;
+  }
+  msg["content"] = content;
+  msg["tool_calls"] = json::array();
+  for (const ToolCall& t : calls) msg["tool_calls"].push_back(ToolCallJson(t));
+  if (request_.tool_choice != ToolChoice::kNamed && choice["finish_reason"] == "stop") {
+    choice["finish_reason"] = "tool_calls";
+  }
+}
+
+void GenerationJob::ShapeToolDelta(json& chunk, Choice& c, const std::string& text, bool finished) {
+  json& ch = chunk["choices"][0];
+  json& delta = ch["delta"];
+  const bool role = delta.contains("role");
+  json calls = json::array();
+  std::string content;
+  switch (request_.tool_choice) {
+    case ToolChoice::kAuto: {
+      StreamDelta d = c.tools->Feed(text);
+      if (finished) {
+        StreamDelta tail = c.tools->Finish();
+        d.content += tail.content;
+        for (ToolCallDelta& t : tail.tool_calls) d.tool_calls.push_back(std::move(t));
+      }
+      content = d.content;
+      for (const ToolCallDelta& t : d.tool_calls) {
+        json fn = json::object();
+        if (!t.name.empty()) fn["name"] = t.name;
+        fn["arguments"] = t.arguments;
+        json j = {{"index", t.index}};
+        if (!t.id.empty()) {
+          j["id"] = t.id;
+          j["type"] = "function";
+        }
+        j["function"] = std::move(fn);
+        calls.push_back(std::move(j));
+      }
+      if (finished && c.tools->saw_tool_call() && ch["finish_reason"] == "stop") {
+        ch["finish_reason"] = "tool_calls";
+      }
+      break;
+    }
+    case ToolChoice::kNamed:
+      // The output is the arguments: streamed as they come, the first delta naming the call.
+      if (!text.empty() || !c.tool_header_sent) {
+        json j = {{"index", 0}, {"function", {{"arguments", text}}}};
+        if (!c.tool_header_sent) {
+          c.tool_header_sent = true;
+          j["id"] = NewResponseId("chatcmpl-tool-");
+          j["type"] = "function";
+          j["function"]["name"] = request_.tool_name;
+        }
+        calls.push_back(std::move(j));
+      }
+      break;
+    case ToolChoice::kRequired:
+      // A JSON array of calls: sent whole once complete (the text so far is in c.result).
+      if (finished) {
+        int index = 0;
+        for (const ToolCall& t : RequiredCalls(c.result.text)) {
+          json j = ToolCallJson(t);
+          j["index"] = index++;
+          calls.push_back(std::move(j));
+        }
+        if (!calls.empty() && ch["finish_reason"] == "stop") ch["finish_reason"] = "tool_calls";
+      }
+      break;
+    case ToolChoice::kNone:
+      return;
+  }
+  delta.erase("content");
+  if (!content.empty() || role) delta["content"] = content;
+  if (!calls.empty()) delta["tool_calls"] = std::move(calls);
 }
 
 void GenerationJob::NextEvents(std::string* out, std::chrono::milliseconds timeout) {
@@ -302,6 +456,9 @@ void GenerationJob::NextEvents(std::string* out, std::chrono::milliseconds timeo
       const json finish = o.finished ? FinishReasonJson(o.finish_reason, ev.aborted) : json();
       const json stop = o.finished ? StopReasonJson(o.stop_reason) : json();
       json chunk = ChunkJson(meta_, c.result.index, text, role, lp, finish, stop);
+      if (request_.kind == ApiKind::kChat && request_.tool_choice != ToolChoice::kNone) {
+        ShapeToolDelta(chunk, c, text, o.finished);
+      }
       if (request_.return_token_ids) {
         std::vector<int32_t> ids;
         for (const TokenOutput& t : o.new_tokens) ids.push_back(t.token_id);

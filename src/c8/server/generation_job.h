@@ -21,6 +21,8 @@
 #include "c8/server/metrics.h"
 #include "c8/server/openai_request.h"
 #include "c8/server/openai_response.h"
+#include "c8/server/tool_call_parser.h"
+#include "c8/structured/structured_output.h"
 
 namespace c8 {
 
@@ -32,6 +34,11 @@ struct GenerationContext {
   // --return-tokens-as-token-ids: logprobs name tokens "token_id:<id>" (text may not
   // round-trip through JSON, ids always do).
   bool tokens_as_ids = false;
+  // --enable-auto-tool-choice with --tool-call-parser hermes: tool_choice "auto" is served
+  // (the model's <tool_call> output becomes tool_calls).
+  bool auto_tool_choice = false;
+  // The grammar engine for structured output (made on first use); null: none.
+  std::function<Result<std::shared_ptr<StructuredOutput>>()> structured;
 };
 
 class GenerationJob {
@@ -70,8 +77,14 @@ class GenerationJob {
     int64_t text_offset = 0;  // completions logprobs
     std::chrono::steady_clock::time_point first_token, last_token;
     bool has_token = false;
-    std::vector<int32_t> token_ids;  // every output token so far
+    std::vector<int32_t> token_ids;                 // every output token so far
+    std::unique_ptr<HermesToolStreamParser> tools;  // stream, tool_choice auto
+    bool tool_header_sent = false;                  // stream, named tool choice
   };
+  // Chat with tools: turns the choice's final text into message.content / tool_calls.
+  void ShapeToolMessage(nlohmann::json& choice, const Choice& c) const;
+  // Chat with tools, streaming: rewrites one chunk's delta (and finish_reason).
+  void ShapeToolDelta(nlohmann::json& chunk, Choice& c, const std::string& text, bool finished);
   // return_token_ids: adds prompt_token_ids / token_ids to a response or chunk.
   void AddTokenIds(nlohmann::json& j, const Choice& c, std::span<const int32_t> ids,
                    bool with_prompt) const;

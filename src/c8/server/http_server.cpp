@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <ctime>
+#include <mutex>
 
 #include "c8/server/generation_job.h"
 
@@ -54,11 +55,26 @@ struct HttpServer::Impl {
   std::atomic<bool> draining{false};
   std::atomic<int> active{0};
   int bound_port = -1;
+  std::once_flag structured_once;
+  Result<std::shared_ptr<StructuredOutput>> structured = Error("not made");
   int listen_fd = -1;  // the listening socket (set by the socket-options hook)
   int64_t created = static_cast<int64_t>(std::time(nullptr));
 
   Impl(ServeOptions o, ModelBundle& b, AsyncEngine& e)
       : opt(std::move(o)), bundle(b), engine(e), metrics(opt.served_model_name) {}
+
+  // The grammar engine over the model's vocabulary, made by the first request that needs it.
+  Result<std::shared_ptr<StructuredOutput>> Structured() {
+    std::call_once(structured_once, [this] {
+      if (!bundle.tokenizer) {
+        structured = Error("structured output needs the model's tokenizer.json");
+        return;
+      }
+      structured = StructuredOutput::Create(*bundle.tokenizer, engine.vocab_size(),
+                                            bundle.defaults.eos_token_ids);
+    });
+    return structured;
+  }
 
   bool Authorized(const httplib::Request& req, httplib::Response& res) {
     if (opt.api_key.empty()) return true;
@@ -92,8 +108,13 @@ struct HttpServer::Impl {
                                          opt.served_model_name + "`).",
                                      "invalid_request_error", "model", "model_not_found"});
     }
-    GenerationContext ctx{&bundle, &engine, &metrics, opt.served_model_name,
-                          opt.return_tokens_as_token_ids};
+    GenerationContext ctx{&bundle,
+                          &engine,
+                          &metrics,
+                          opt.served_model_name,
+                          opt.return_tokens_as_token_ids,
+                          opt.enable_auto_tool_choice && opt.tool_call_parser == "hermes",
+                          [this] { return Structured(); }};
     auto started = GenerationJob::Start(
         ctx, std::move(r), NewResponseId(kind == ApiKind::kChat ? "chatcmpl-" : "cmpl-"));
     if (auto* e = std::get_if<ApiError>(&started)) return SendError(res, *e);

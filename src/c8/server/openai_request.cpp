@@ -104,6 +104,141 @@ std::optional<ApiError> GetBool(const OJ& body, const char* name, bool* out) {
   return std::nullopt;
 }
 
+// A JSON Schema given as an object (or boolean) or as its JSON text.
+std::optional<ApiError> SchemaText(const OJ& v, const std::string& param, std::string* out) {
+  if (v.is_object() || v.is_boolean()) {
+    *out = v.dump();
+    return std::nullopt;
+  }
+  if (v.is_string()) {
+    OJ parsed = OJ::parse(v.get<std::string>(), nullptr, false);
+    if (parsed.is_discarded() || !(parsed.is_object() || parsed.is_boolean())) {
+      return BadRequest(param + ": not a JSON Schema (expected a JSON object)", param);
+    }
+    *out = parsed.dump();
+    return std::nullopt;
+  }
+  return WrongType(param, "a JSON Schema object", v);
+}
+
+std::optional<ApiError> ChoiceList(const OJ& v, const std::string& param,
+                                   std::vector<std::string>* out) {
+  if (!v.is_array() || v.empty()) return WrongType(param, "a non-empty array of strings", v);
+  for (const OJ& c : v) {
+    if (!c.is_string()) return WrongType(param, "a non-empty array of strings", v);
+    out->push_back(c.get<std::string>());
+  }
+  return std::nullopt;
+}
+
+// Structured output fields (vLLM names); at most one of them.
+std::optional<ApiError> ParseStructuredOutput(const OJ& body, GrammarSpec* g) {
+  std::vector<GrammarSpec> found;
+  if (const OJ* rf = Field(body, "response_format")) {
+    if (!rf->is_object()) return WrongType("response_format", "an object", *rf);
+    const OJ* type = Field(*rf, "type");
+    if (!type || !type->is_string()) {
+      return BadRequest("response_format.type: expected a string", "response_format");
+    }
+    const std::string t = type->get<std::string>();
+    GrammarSpec s;
+    s.field = "response_format";
+    if (t == "json_object") {
+      s.kind = GrammarSpec::Kind::kJsonObject;
+      found.push_back(s);
+    } else if (t == "json_schema") {
+      const OJ* js = Field(*rf, "json_schema");
+      if (!js || !js->is_object()) {
+        return BadRequest("response_format.json_schema: expected an object with a schema",
+                          "response_format");
+      }
+      s.field = "response_format.json_schema";
+      if (const OJ* schema = Field(*js, "schema")) {
+        s.kind = GrammarSpec::Kind::kJsonSchema;
+        if (auto e = SchemaText(*schema, "response_format.json_schema.schema", &s.source)) {
+          return e;
+        }
+      } else {
+        s.kind = GrammarSpec::Kind::kJsonObject;  // no schema: any JSON object
+      }
+      found.push_back(s);
+    } else if (t != "text") {
+      return BadRequest(
+          "response_format: type '" + t + "' is not supported (text, json_object, json_schema)",
+          "response_format");
+    }
+  }
+  if (const OJ* v = Field(body, "guided_json")) {
+    GrammarSpec s{GrammarSpec::Kind::kJsonSchema, "", {}, "guided_json"};
+    if (auto e = SchemaText(*v, "guided_json", &s.source)) return e;
+    found.push_back(s);
+  }
+  if (const OJ* v = Field(body, "guided_regex")) {
+    if (!v->is_string()) return WrongType("guided_regex", "a string", *v);
+    found.push_back({GrammarSpec::Kind::kRegex, v->get<std::string>(), {}, "guided_regex"});
+  }
+  if (const OJ* v = Field(body, "guided_choice")) {
+    GrammarSpec s{GrammarSpec::Kind::kChoice, "", {}, "guided_choice"};
+    if (auto e = ChoiceList(*v, "guided_choice", &s.choices)) return e;
+    found.push_back(s);
+  }
+  if (const OJ* v = Field(body, "guided_grammar")) {
+    if (!v->is_string()) return WrongType("guided_grammar", "a string", *v);
+    found.push_back({GrammarSpec::Kind::kEbnf, v->get<std::string>(), {}, "guided_grammar"});
+  }
+  if (const OJ* so = Field(body, "structured_outputs")) {
+    if (!so->is_object()) return WrongType("structured_outputs", "an object", *so);
+    for (auto it = so->begin(); it != so->end(); ++it) {
+      const std::string key = it.key();
+      const std::string param = "structured_outputs." + key;
+      const OJ& v = it.value();
+      if (v.is_null()) continue;
+      if (key == "json") {
+        GrammarSpec s{GrammarSpec::Kind::kJsonSchema, "", {}, param};
+        if (auto e = SchemaText(v, param, &s.source)) return e;
+        found.push_back(s);
+      } else if (key == "regex" || key == "grammar") {
+        if (!v.is_string()) return WrongType(param, "a string", v);
+        found.push_back({key == "regex" ? GrammarSpec::Kind::kRegex : GrammarSpec::Kind::kEbnf,
+                         v.get<std::string>(),
+                         {},
+                         param});
+      } else if (key == "choice") {
+        GrammarSpec s{GrammarSpec::Kind::kChoice, "", {}, param};
+        if (auto e = ChoiceList(v, param, &s.choices)) return e;
+        found.push_back(s);
+      } else if (key == "json_object") {
+        if (!v.is_boolean()) return WrongType(param, "a boolean", v);
+        if (v.get<bool>()) found.push_back({GrammarSpec::Kind::kJsonObject, "", {}, param});
+      } else if (key == "disable_fallback" || key == "disable_any_whitespace" ||
+                 key == "disable_additional_properties") {
+        // Options of vLLM's backends that do not change what c8 produces: output is always
+        // compact JSON from one engine (xgrammar), never a fallback.
+        if (!v.is_boolean()) return WrongType(param, "a boolean", v);
+      } else {
+        return BadRequest(param + ": not supported (json, regex, choice, grammar, json_object)",
+                          param);
+      }
+    }
+  }
+  if (const OJ* v = Field(body, "guided_decoding_backend")) {
+    if (!v->is_string()) return WrongType("guided_decoding_backend", "a string", *v);
+    const std::string b = v->get<std::string>();
+    if (!b.empty() && b != "auto" && b != "xgrammar") {
+      return BadRequest("guided_decoding_backend: '" + b +
+                            "' is not available (c8 uses xgrammar: 'auto' or 'xgrammar')",
+                        "guided_decoding_backend");
+    }
+  }
+  if (found.size() > 1) {
+    return BadRequest("only one kind of structured output may be requested, got " + found[0].field +
+                          " and " + found[1].field,
+                      found[1].field);
+  }
+  if (!found.empty()) *g = found[0];
+  return std::nullopt;
+}
+
 // Fields shared by both endpoints.
 std::optional<ApiError> ParseCommon(const OJ& body, OpenAiRequest* r) {
   SamplingParams& p = r->params;
@@ -113,28 +248,7 @@ std::optional<ApiError> ParseCommon(const OJ& body, OpenAiRequest* r) {
   }
   if (auto e = GetBool(body, "stream", &r->stream)) return e;
   if (auto e = GetBool(body, "return_token_ids", &r->return_token_ids)) return e;
-  // Fields whose meaning c8 cannot honour yet: refuse them by name instead of ignoring them.
-  if (const OJ* rf = Field(body, "response_format")) {
-    if (!rf->is_object()) return WrongType("response_format", "an object", *rf);
-    const OJ* type = Field(*rf, "type");
-    if (!type || !type->is_string()) {
-      return BadRequest("response_format.type: expected a string", "response_format");
-    }
-    if (type->get<std::string>() != "text") {
-      return BadRequest("response_format: type '" + type->get<std::string>() +
-                            "' (structured output) is not supported by this server yet",
-                        "response_format");
-    }
-  }
-  for (const char* name : {"guided_json", "guided_regex", "guided_choice", "guided_grammar",
-                           "guided_decoding_backend", "structured_outputs"}) {
-    if (Field(body, name)) {
-      return BadRequest(std::string(name) +
-                            ": guided decoding (structured output) is not supported by this "
-                            "server yet",
-                        name);
-    }
-  }
+  if (auto e = ParseStructuredOutput(body, &r->grammar)) return e;
   if (const OJ* so = Field(body, "stream_options")) {
     if (!so->is_object()) return WrongType("stream_options", "an object", *so);
     if (const OJ* iu = Field(*so, "include_usage")) {
@@ -409,27 +523,102 @@ std::optional<ApiError> ParseChatRequest(const nlohmann::ordered_json& body, Ope
       r->template_kwargs[name] = *t;
     }
   }
-  // Tools reach the chat template; parsing the model's tool calls back into `tool_calls` is
-  // not implemented yet, so only tool_choice "none" (render, never call) is accepted.
+  // tools: [{"type": "function", "function": {"name", "description"?, "parameters"?}}]
   const OJ* tools = Field(body, "tools");
+  if (tools) {
+    for (size_t i = 0; i < tools->size(); ++i) {
+      const OJ& t = (*tools)[i];
+      const std::string at = "tools[" + std::to_string(i) + "]";
+      const OJ* fn = t.is_object() ? Field(t, "function") : nullptr;
+      const OJ* type = t.is_object() ? Field(t, "type") : nullptr;
+      if (!fn || !fn->is_object() || (type && (!type->is_string() || *type != "function"))) {
+        return BadRequest(at + ": expected {\"type\": \"function\", \"function\": {...}}", "tools");
+      }
+      const OJ* name = Field(*fn, "name");
+      if (!name || !name->is_string() || name->get<std::string>().empty()) {
+        return BadRequest(at + ".function.name: expected a non-empty string", "tools");
+      }
+      if (const OJ* params = Field(*fn, "parameters")) {
+        if (!params->is_object()) {
+          return WrongType(at + ".function.parameters", "a JSON Schema object", *params);
+        }
+      }
+    }
+    r->tools = *tools;
+  }
+  const bool have_tools = tools && !tools->empty();
   const OJ* choice = Field(body, "tool_choice");
-  if (choice && !(choice->is_string() || choice->is_object())) {
-    return WrongType("tool_choice", "a string or an object", *choice);
+  // vLLM: tool_choice defaults to "auto" when tools are given, else "none".
+  r->tool_choice = have_tools ? ToolChoice::kAuto : ToolChoice::kNone;
+  if (choice) {
+    if (choice->is_string()) {
+      const std::string c = choice->get<std::string>();
+      if (c == "none") {
+        r->tool_choice = ToolChoice::kNone;
+      } else if (c == "auto") {
+        r->tool_choice = ToolChoice::kAuto;
+      } else if (c == "required") {
+        r->tool_choice = ToolChoice::kRequired;
+      } else {
+        return BadRequest("tool_choice: expected 'none', 'auto', 'required' or a named function",
+                          "tool_choice");
+      }
+    } else if (choice->is_object()) {
+      const OJ* fn = Field(*choice, "function");
+      const OJ* name = fn && fn->is_object() ? Field(*fn, "name") : nullptr;
+      if (!name || !name->is_string()) {
+        return BadRequest(
+            "tool_choice: a named tool choice is {\"type\": \"function\", \"function\": "
+            "{\"name\": ...}}",
+            "tool_choice");
+      }
+      r->tool_choice = ToolChoice::kNamed;
+      r->tool_name = name->get<std::string>();
+    } else {
+      return WrongType("tool_choice", "a string or an object", *choice);
+    }
+    if (r->tool_choice != ToolChoice::kNone && !have_tools) {
+      return BadRequest("tool_choice: needs a non-empty tools array", "tool_choice");
+    }
   }
-  const bool none = choice && choice->is_string() && choice->get<std::string>() == "none";
-  if (choice && choice->is_string() && !none && choice->get<std::string>() != "auto" &&
-      choice->get<std::string>() != "required") {
-    return BadRequest("tool_choice: expected 'none', 'auto', 'required' or a named function",
-                      "tool_choice");
-  }
-  if (tools && !tools->empty() && !none) {
-    return BadRequest(
-        "tools: tool calling (parsing the model's calls into tool_calls) is not supported by "
-        "this server yet; send tool_choice 'none' to only render the tools into the prompt",
-        "tools");
-  }
-  if (choice && !none && (!tools || tools->empty())) {
-    return BadRequest("tool_choice: needs a non-empty tools array", "tool_choice");
+  if (r->tool_choice == ToolChoice::kRequired || r->tool_choice == ToolChoice::kNamed) {
+    if (r->grammar.active()) {
+      return BadRequest(
+          "tool_choice: a forced tool call cannot be combined with " + r->grammar.field,
+          "tool_choice");
+    }
+    // The call is forced by a JSON Schema (as vLLM does): named -> the function's parameters;
+    // required -> a non-empty array of {"name", "parameters"} over the tools.
+    auto params_of = [](const OJ& fn) {
+      const OJ* p = Field(fn, "parameters");
+      return p ? *p : OJ{{"type", "object"}};
+    };
+    OJ schema;
+    if (r->tool_choice == ToolChoice::kNamed) {
+      const OJ* found = nullptr;
+      for (const OJ& t : r->tools) {
+        if (t["function"]["name"] == r->tool_name) found = &t["function"];
+      }
+      if (!found) {
+        return BadRequest("tool_choice: function '" + r->tool_name + "' is not among the tools",
+                          "tool_choice");
+      }
+      schema = params_of(*found);
+    } else {
+      OJ any = OJ::array();
+      for (const OJ& t : r->tools) {
+        const OJ& fn = t["function"];
+        any.push_back({{"type", "object"},
+                       {"properties",
+                        {{"name", {{"type", "string"}, {"enum", {fn["name"]}}}},
+                         {"parameters", params_of(fn)}}},
+                       {"required", {"name", "parameters"}}});
+      }
+      schema = {{"type", "array"}, {"minItems", 1}, {"items", {{"anyOf", any}}}};
+    }
+    r->grammar.kind = GrammarSpec::Kind::kJsonSchema;
+    r->grammar.source = schema.dump();
+    r->grammar.field = "tool_choice";
   }
   if (Status st = r->params.Validate(); !st.ok()) return ValidationError(st, r->kind);
   return std::nullopt;

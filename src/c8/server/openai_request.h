@@ -2,8 +2,8 @@
 // /v1/chat/completions) into native structs. Pure functions: no model, no engine, no I/O.
 //
 // Rules (OpenAI / vLLM): unknown fields are ignored, except those a client relies on that c8
-// does not implement yet (structured output, tool calls the model must make), which get a 400
-// naming the field rather than silence; null means "unset"; a field of the wrong
+// does not implement (e.g. response_format structural_tag, another guided decoding backend),
+// which get a 400 naming the field rather than silence; null means "unset"; a field of the wrong
 // type, or out of its range, gives a 400 ApiError whose `param` names the field. Integers may
 // be written as integral floats (5.0). Range checks reuse SamplingParams::Validate.
 #pragma once
@@ -17,10 +17,16 @@
 
 #include "c8/sampling/sampling_params.h"
 #include "c8/server/api_error.h"
+#include "c8/structured/grammar_spec.h"
 
 namespace c8 {
 
 enum class ApiKind { kCompletion, kChat };
+
+// tool_choice of a chat request with tools: none (tools only rendered into the prompt), auto
+// (the model may call; its output is parsed, --enable-auto-tool-choice), required (at least one
+// call, forced by a grammar), named (that function, forced by its parameters' schema).
+enum class ToolChoice { kNone, kAuto, kRequired, kNamed };
 
 // One prompt of /v1/completions: text, or token ids.
 struct PromptInput {
@@ -43,6 +49,9 @@ struct OpenAiRequest {
   nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();
   bool add_generation_prompt = true;
   bool chat_logprobs = false;  // logprobs: true (the top count is params.logprobs)
+  ToolChoice tool_choice = ToolChoice::kNone;
+  std::string tool_name;  // kNamed
+  nlohmann::ordered_json tools = nlohmann::ordered_json::array();
 
   // Both.
   bool stream = false;
@@ -50,6 +59,10 @@ struct OpenAiRequest {
   SamplingParams params;       // params.logprobs: completions `logprobs`, chat `top_logprobs`
   // vLLM's return_token_ids: prompt and output token ids in the response (and each chunk).
   bool return_token_ids = false;
+  // Structured output: response_format json_object / json_schema, guided_json / guided_regex /
+  // guided_choice / guided_grammar, structured_outputs, or the forced tool calls of
+  // tool_choice required / named. Inactive when none is set.
+  GrammarSpec grammar;
   bool max_tokens_set = false;
   // Sampling fields the request set (names as GenerationDefaults::ApplyTo expects).
   std::vector<std::string> explicit_fields;

@@ -21,6 +21,10 @@ struct ServeOptions {
   int http_threads = 0;              // worker threads; 0: max_num_seqs + 16 (at most 1024)
   int32_t max_num_seqs = 256;
   bool return_tokens_as_token_ids = false;  // logprobs tokens as "token_id:<id>"
+  // vLLM's --enable-auto-tool-choice / --tool-call-parser (only "hermes": Qwen / Hermes
+  // <tool_call> JSON); both are needed for tool_choice "auto".
+  bool enable_auto_tool_choice = false;
+  std::string tool_call_parser;
 };
 
 }  // namespace c8

@@ -1,9 +1,8 @@
 #include "c8/structured/structured_output.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <exception>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #ifdef C8_WITH_XGRAMMAR
@@ -34,8 +33,9 @@ struct StructuredOutput::Impl {
   xgrammar::GrammarCompiler compiler;
   int64_t vocab;
   Impl(xgrammar::TokenizerInfo i, int64_t v)
-      : info(std::move(i)), compiler(info, /*max_threads=*/4, /*cache_enabled=*/true,
-                                     /*max_memory_bytes=*/int64_t{256} << 20),
+      : info(std::move(i)),
+        compiler(info, /*max_threads=*/4, /*cache_enabled=*/true,
+                 /*max_memory_bytes=*/int64_t{256} << 20),
         vocab(v) {}
 };
 

@@ -24,8 +24,7 @@ class StructuredOutput {
  public:
   // vocab: the logits width (ids the tokenizer does not know are never allowed);
   // stop_token_ids: the ids that end a sequence once the grammar is complete (the model's EOS).
-  static Result<std::shared_ptr<StructuredOutput>> Create(const Tokenizer& tokenizer,
-                                                          int64_t vocab,
+  static Result<std::shared_ptr<StructuredOutput>> Create(const Tokenizer& tokenizer, int64_t vocab,
                                                           std::vector<int32_t> stop_token_ids);
   // Whether this build has the grammar engine.
   static bool Available();
