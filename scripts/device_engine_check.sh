@@ -4,7 +4,7 @@
 # cuda_attention_bench, cudnn_prefill_bench and their non-CUDA shared libraries in lib/
 # (make it with scripts/pack_device_carry.sh). CUDA libraries come from the image (toolkit,
 # and the nvidia-* wheels next to PyTorch for NCCL / cuDNN).
-#   scripts/device_engine_check.sh tests|bench|latency|all
+#   scripts/device_engine_check.sh tests|bench|latency|serve|all
 set -uo pipefail
 what="${1:-all}"
 OUT="${OUT:-$PWD/out}"
@@ -48,6 +48,28 @@ if [[ $what == latency || $what == all ]]; then
       --max-num-batched-tokens 16384 > "$OUT/latency_$kv.log" 2>&1
     summary+=("latency $kv: rc=$? $(grep -iE 'decode' "$OUT/latency_$kv.log" | tail -2 | tr '\n' ' ')")
   done
+fi
+if [[ $what == serve || $what == all ]]; then
+  # c8 serve + c8 bench serve on the Qwen3-8B shape (dummy weights, C8 KV): per-token
+  # streaming shows as mean ITL close to mean TPOT.
+  port=8123
+  /tmp/c8/c8 serve configs/qwen3-8b --load-format dummy --kv-cache-dtype int8 \
+    --max-model-len 4096 --port $port -q > "$OUT/serve.log" 2>&1 &
+  spid=$!
+  for _ in $(seq 1 360); do
+    curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+    kill -0 $spid 2>/dev/null || break
+    sleep 0.5
+  done
+  for conc in 64 128; do
+    timeout 200 /tmp/c8/c8 bench serve --port $port --random-input-len 1024 \
+      --random-output-len 256 --num-prompts $((conc * 4)) --max-concurrency $conc --ignore-eos \
+      --percentile-metrics ttft,tpot,itl,e2el --metric-percentiles 50,99 --disable-tqdm \
+      > "$OUT/bench_serve_c$conc.log" 2>&1
+    summary+=("bench serve c=$conc: rc=$? $(grep -E 'Output token throughput|Peak output|Mean TPOT|Mean ITL' "$OUT/bench_serve_c$conc.log" | tr -s ' ' | tr '\n' ';')")
+  done
+  kill -INT $spid; wait $spid
+  summary+=("serve exit: $?")
 fi
 echo "================ summary ================"
 printf '%s\n' "${summary[@]}"

@@ -15,7 +15,9 @@ TEST(CpuSampling, SampleRowsMatchesHostSampler) {
   CpuBackend backend(1);
   Tensor t(const_cast<float*>(logits.data()), DType::kF32, {kLogitRows, kVocab});
   std::vector<SampledToken> out;
-  ASSERT_TRUE(backend.SampleRows(t, testing::ToSamplingRows(cases, kLogitRows), &out).ok());
+  std::vector<uint32_t> allowed;
+  ASSERT_TRUE(
+      backend.SampleRows(t, testing::ToSamplingRows(cases, kLogitRows, &allowed), &out).ok());
   ASSERT_EQ(out.size(), cases.size());
   for (size_t i = 0; i < cases.size(); ++i) {
     SCOPED_TRACE("row " + std::to_string(i));
@@ -23,6 +25,10 @@ TEST(CpuSampling, SampleRowsMatchesHostSampler) {
     ASSERT_TRUE(ref.ok()) << ref.message();
     ASSERT_TRUE(out[i].error.empty()) << out[i].error;
     EXPECT_EQ(out[i].token_id, ref->token_id);
+    if (!cases[i].allowed.empty()) {  // structured output: only allowed tokens come out
+      const int32_t t = out[i].token_id;
+      EXPECT_TRUE((cases[i].allowed[t >> 5] >> (t & 31)) & 1u) << t;
+    }
     EXPECT_EQ(out[i].has_logprob, ref->logprob.has_value());
     if (ref->logprob) {
       EXPECT_EQ(out[i].logprob, *ref->logprob);

@@ -20,6 +20,7 @@ struct SamplingCase {
   std::vector<int32_t> prompt, output, eos;
   uint64_t seed = 0;
   uint32_t stream = 0;
+  std::vector<uint32_t> allowed;  // structured-output bitmask; empty: every token
 };
 
 // Row r of `cases` i uses logits row (i * 7) % num_logit_rows.
@@ -66,19 +67,46 @@ inline std::vector<SamplingCase> RandomCases(int n, int64_t vocab, std::mt19937&
     c.eos = {tok(rng)};
     c.seed = 1000 + static_cast<uint64_t>(i) * 7919;
     c.stream = static_cast<uint32_t>(i % 3);
+    if (i % 3 == 2) {
+      // Structured output: ~30% of the vocabulary allowed, or (every 4th of these) 1-3 tokens.
+      c.allowed.assign(static_cast<size_t>((vocab + 31) / 32), 0u);
+      std::bernoulli_distribution keep(0.3);
+      const bool few = (i / 3) % 4 == 0;
+      for (int64_t t = 0; t < vocab; ++t) {
+        if (!few && keep(rng)) c.allowed[t >> 5] |= 1u << (t & 31);
+      }
+      for (int k = 0; k < (few ? 1 + i % 3 : 0); ++k) {
+        const int32_t t = tok(rng);
+        c.allowed[t >> 5] |= 1u << (t & 31);
+      }
+      // Keep one finite, non-stop token allowed so that a row never masks everything.
+      for (int32_t t = static_cast<int32_t>(i % 97 == 5 ? 6 : i % 97);; t = (t + 1) % vocab) {
+        if (t % 97 != 5) {
+          c.allowed[t >> 5] |= 1u << (t & 31);
+          break;
+        }
+      }
+    }
     cases.push_back(std::move(c));
   }
   return cases;
 }
 
-// The engine's conversion (LlmEngine::AddSamplingRow).
-inline SamplingRows ToSamplingRows(const std::vector<SamplingCase>& cases, int64_t num_logit_rows) {
+// The engine's conversion (LlmEngine::AddSamplingRow; the bitmasks of constrained rows go into
+// *allowed, which must outlive the rows).
+inline SamplingRows ToSamplingRows(const std::vector<SamplingCase>& cases, int64_t num_logit_rows,
+                                   std::vector<uint32_t>* allowed = nullptr) {
   SamplingRows rows;
   for (size_t i = 0; i < cases.size(); ++i) {
     const SamplingCase& c = cases[i];
     AppendSamplingRow(LogitsRowOf(i, num_logit_rows), c.params, c.seed, c.stream, c.prompt,
                       c.output, c.eos, rows);
+    if (!c.allowed.empty() && allowed != nullptr) {
+      rows.rows.back().allowed_begin = static_cast<int64_t>(allowed->size());
+      allowed->insert(allowed->end(), c.allowed.begin(), c.allowed.end());
+    }
   }
+  if (allowed != nullptr && !allowed->empty()) rows.allowed = allowed;
   return rows;
 }
 
@@ -94,6 +122,7 @@ inline Result<SampleResult> ReferenceSample(const SamplingCase& c, size_t i,
   req.prompt_token_ids = c.prompt;
   req.output_token_ids = c.output;
   req.rng = &rng;
+  req.allowed = c.allowed;
   const int32_t row = LogitsRowOf(i, num_logit_rows);
   return sampler.Sample(std::span<const float>(logits.data() + row * vocab, vocab), req);
 }

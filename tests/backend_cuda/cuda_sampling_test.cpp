@@ -15,7 +15,8 @@ void CheckAgainstHost(int64_t vocab, int64_t logit_rows, int num_cases, uint32_t
   std::mt19937 rng(seed);
   const std::vector<float> logits = testing::RandomLogits(logit_rows, vocab, rng);
   const std::vector<testing::SamplingCase> cases = testing::RandomCases(num_cases, vocab, rng);
-  const SamplingRows rows = testing::ToSamplingRows(cases, logit_rows);
+  std::vector<uint32_t> allowed;  // structured-output bitmasks of every 3rd case
+  const SamplingRows rows = testing::ToSamplingRows(cases, logit_rows, &allowed);
   Tensor t = gpu->UploadF32(logits.data(), {logit_rows, vocab});
   std::vector<SampledToken> out;
   Status st = gpu->SampleRows(t, rows, &out);  // warm-up (buffers)
@@ -34,6 +35,10 @@ void CheckAgainstHost(int64_t vocab, int64_t logit_rows, int num_cases, uint32_t
     ASSERT_TRUE(ref.ok()) << ref.message();
     ASSERT_TRUE(out[i].error.empty()) << out[i].error;
     EXPECT_EQ(out[i].token_id, ref->token_id);
+    if (!cases[i].allowed.empty()) {
+      const int32_t t = out[i].token_id;
+      EXPECT_TRUE((cases[i].allowed[t >> 5] >> (t & 31)) & 1u) << t;
+    }
     EXPECT_EQ(out[i].has_logprob, ref->logprob.has_value());
     if (ref->logprob) {
       EXPECT_NEAR(out[i].logprob, *ref->logprob, 1e-5);

@@ -608,6 +608,42 @@ TEST(SamplerTest, MinTokensMasksEosAndStopTokens) {
 // ---------------------------------------------------------------------------------------------
 // Errors
 
+TEST(SamplerTest, AllowedBitmaskRestrictsTokensButNotLogprobs) {
+  // Logits favour token 3; the mask allows only 1 and 6 (of 8): greedy takes 6 (larger logit),
+  // sampling never leaves {1, 6}, and logprobs stay those of the raw logits.
+  const std::vector<float> logits = {0.0f, 1.0f, 2.0f, 9.0f, 0.5f, 0.0f, 1.5f, 0.0f};
+  const std::vector<uint32_t> allowed = {(1u << 1) | (1u << 6)};
+  SamplingParams p;
+  p.temperature = 0.0;
+  p.logprobs = 1;
+  SampleRequest req;
+  req.params = &p;
+  req.allowed = allowed;
+  Sampler sampler;
+  auto greedy = sampler.Sample(logits, req);
+  ASSERT_TRUE(greedy.ok()) << greedy.message();
+  EXPECT_EQ(greedy->token_id, 6);
+  EXPECT_NEAR(*greedy->logprob, LogSoftmaxAt(logits, 6), 1e-6);
+  ASSERT_EQ(greedy->top_logprobs.size(), 1u);
+  EXPECT_EQ(greedy->top_logprobs[0].token_id, 3);  // raw logits: the masked favourite
+  p.temperature = 1.0;
+  SamplerRng rng(7, 0);
+  req.rng = &rng;
+  for (int i = 0; i < 200; ++i) {
+    auto r = sampler.Sample(logits, req);
+    ASSERT_TRUE(r.ok());
+    EXPECT_TRUE(r->token_id == 1 || r->token_id == 6) << r->token_id;
+  }
+  const std::vector<uint32_t> none = {0u};
+  req.allowed = none;
+  auto err = sampler.Sample(logits, req);
+  ASSERT_FALSE(err.ok());
+  EXPECT_NE(err.message().find("structured-output masking"), std::string::npos);
+  const std::vector<uint32_t> short_mask;  // empty: no mask
+  req.allowed = short_mask;
+  EXPECT_TRUE(sampler.Sample(logits, req).ok());
+}
+
 TEST(SamplerTest, BadInputsAreErrors) {
   Sampler s({0});
   SamplingParams p;
