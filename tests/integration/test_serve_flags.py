@@ -5,50 +5,21 @@ Run by ctest (serve_flags_integration) with C8_BIN and C8_SMOLLM2_DIR set.
 """
 
 import os
-import signal
-import subprocess
-import tempfile
 
 import openai
 import pytest
 
-from test_tensor_parallel import C8, SMOL, free_port  # noqa: F401
+from test_tensor_parallel import SMOL, start_server, stop_server
 
 pytestmark = pytest.mark.skipif(not os.path.exists(os.path.join(SMOL, "config.json")),
                                 reason="SmolLM2 not converted")
 
 
-class Server:
-    def __init__(self, *flags):
-        import time
-        import urllib.request
-        self.port = free_port()
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [C8, "serve", SMOL, "--port", str(self.port), "-q", "--max-model-len", "512",
-             "--kv-cache-memory", "0.1", *flags], stdout=self.log, stderr=self.log)
-        base = f"http://127.0.0.1:{self.port}"
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(base + "/health", timeout=1)
-                break
-            except Exception:
-                assert self.proc.poll() is None, "c8 serve exited early"
-                time.sleep(0.25)
-        self.client = openai.OpenAI(base_url=base + "/v1", api_key="none", max_retries=0,
-                                    timeout=120)
-
-    def close(self):
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout=30)
-        self.log.seek(0)
-        assert rc == 0, self.log.read().decode(errors="replace")[-2000:]
-
-
 def test_tokens_as_token_ids_and_auto_tool_choice_needs_the_flags():
-    s = Server("--return-tokens-as-token-ids")
+    proc, log, client = start_server(
+        SMOL, ["--max-model-len", "512", "--kv-cache-memory", "0.1", "--return-tokens-as-token-ids"])
     try:
-        c = s.client.completions.create(model=SMOL, prompt="Hello", max_tokens=4,
+        c = client.completions.create(model=SMOL, prompt="Hello", max_tokens=4,
                                         temperature=0, logprobs=2,
                                         extra_body={"return_token_ids": True,
                                                     "ignore_eos": True})
@@ -56,7 +27,7 @@ def test_tokens_as_token_ids_and_auto_tool_choice_needs_the_flags():
         assert c.choices[0].logprobs.tokens == [f"token_id:{i}" for i in ids]
         for top in c.choices[0].logprobs.top_logprobs:
             assert all(k.startswith("token_id:") for k in top)
-        r = s.client.chat.completions.create(
+        r = client.chat.completions.create(
             model=SMOL, messages=[{"role": "user", "content": "Hi"}], max_tokens=3,
             temperature=0, logprobs=True, top_logprobs=1,
             extra_body={"return_token_ids": True, "ignore_eos": True})
@@ -65,14 +36,14 @@ def test_tokens_as_token_ids_and_auto_tool_choice_needs_the_flags():
         # tools without tool_choice means "auto" (vLLM), which needs --enable-auto-tool-choice.
         tools = [{"type": "function", "function": {"name": "f"}}]
         with pytest.raises(openai.BadRequestError) as ei:
-            s.client.chat.completions.create(
+            client.chat.completions.create(
                 model=SMOL, messages=[{"role": "user", "content": "Hi"}], tools=tools)
         assert ei.value.body.get("param") == "tool_choice"
         assert "--enable-auto-tool-choice" in ei.value.body.get("message", "")
         # "none" only renders the tools; the answer is plain text.
-        r = s.client.chat.completions.create(
+        r = client.chat.completions.create(
             model=SMOL, messages=[{"role": "user", "content": "Hi"}], tools=tools,
             tool_choice="none", max_tokens=4)
         assert r.choices[0].message.tool_calls is None or r.choices[0].message.tool_calls == []
     finally:
-        s.close()
+        stop_server(proc, log)

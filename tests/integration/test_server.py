@@ -316,33 +316,44 @@ def test_client_abort_frees_blocks(client):
     assert greedy_completion(client, max_tokens=2).usage.completion_tokens == 2
 
 
-def test_32_concurrent_streams(client):
-    n_clients, max_tokens = 32, 8
-    results, errors = [None] * n_clients, []
+def run_concurrently(n, worker, timeout=120):
+    """Runs worker(i) for i in range(n) on n threads; returns the exceptions they raised."""
+    errors = []
 
-    def worker(i):
+    def wrapped(i):
         try:
-            stream = client.completions.create(
-                model=MODEL, prompt=f"Story number {i}: once upon a time", max_tokens=max_tokens,
-                temperature=0.8, seed=i, logprobs=0, stream=True,
-                stream_options={"include_usage": True}, extra_body={"ignore_eos": True})
-            ntok, usage, finish, text = 0, None, None, ""
-            for ch in stream:
-                if ch.usage is not None:
-                    usage = ch.usage
-                for c in ch.choices:
-                    ntok += len(c.logprobs.tokens)
-                    text += c.text
-                    finish = c.finish_reason or finish
-            results[i] = (ntok, usage.completion_tokens if usage else None, finish, text)
+            worker(i)
         except Exception as e:  # noqa: BLE001
             errors.append(repr(e))
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_clients)]
+    threads = [threading.Thread(target=wrapped, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(120)
+        t.join(timeout)
+    return errors
+
+
+def test_32_concurrent_streams(client):
+    n_clients, max_tokens = 32, 8
+    results = [None] * n_clients
+
+    def worker(i):
+        stream = client.completions.create(
+            model=MODEL, prompt=f"Story number {i}: once upon a time", max_tokens=max_tokens,
+            temperature=0.8, seed=i, logprobs=0, stream=True,
+            stream_options={"include_usage": True}, extra_body={"ignore_eos": True})
+        ntok, usage, finish, text = 0, None, None, ""
+        for ch in stream:
+            if ch.usage is not None:
+                usage = ch.usage
+            for c in ch.choices:
+                ntok += len(c.logprobs.tokens)
+                text += c.text
+                finish = c.finish_reason or finish
+        results[i] = (ntok, usage.completion_tokens if usage else None, finish, text)
+
+    errors = run_concurrently(n_clients, worker)
     assert not errors, errors
     for i, r in enumerate(results):
         assert r is not None, f"stream {i} did not finish"

@@ -6,12 +6,11 @@ must parse and satisfy its schema.
 
 import json
 import re
-import threading
 
 import openai
 import pytest
 
-from test_server import BASE, KEY, MODEL, wait_all_blocks_free  # noqa: F401
+from test_server import BASE, KEY, MODEL, run_concurrently, wait_all_blocks_free
 
 
 @pytest.fixture(scope="module")
@@ -47,24 +46,17 @@ def test_json_schema_50_prompts_parse_and_validate(client):
     subjects = ["a doctor", "a child", "my aunt", "a sailor", "a painter", "the mayor",
                 "a chef", "a pilot", "a poet", "a farmer"]
     prompts = [f"Describe {subjects[i % 10]} (person {i}) as JSON." for i in range(50)]
-    results, errors = [None] * 50, []
+    results = [None] * 50
 
     def worker(i):
-        try:
-            r = client.chat.completions.create(
-                model=MODEL, messages=[{"role": "user", "content": prompts[i]}],
-                max_tokens=120, temperature=0.9 if i % 2 else 0.0, seed=i,
-                response_format={"type": "json_schema",
-                                 "json_schema": {"name": "person", "schema": PERSON}})
-            results[i] = (r.choices[0].message.content, r.choices[0].finish_reason)
-        except Exception as e:  # noqa: BLE001
-            errors.append(repr(e))
+        r = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": prompts[i]}],
+            max_tokens=120, temperature=0.9 if i % 2 else 0.0, seed=i,
+            response_format={"type": "json_schema",
+                             "json_schema": {"name": "person", "schema": PERSON}})
+        results[i] = (r.choices[0].message.content, r.choices[0].finish_reason)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(300)
+    errors = run_concurrently(50, worker, timeout=300)
     assert not errors, errors
     for i, r in enumerate(results):
         assert r is not None, i
@@ -235,29 +227,22 @@ def test_return_token_ids(client):
 def test_one_chunk_per_token_under_32_streams(client):
     """vLLM sends each generated token as its own chunk: count the tokens of every chunk."""
     n_clients, max_tokens = 32, 12
-    results, errors = [None] * n_clients, []
+    results = [None] * n_clients
 
     def worker(i):
-        try:
-            s = client.chat.completions.create(
-                model=MODEL, messages=[{"role": "user", "content": f"Tell me story {i}"}],
-                max_tokens=max_tokens, temperature=0.8, seed=i, stream=True,
-                extra_body={"ignore_eos": True, "return_token_ids": True})
-            per_chunk = []
-            for ch in s:
-                for c in ch.choices:
-                    ids = (c.model_extra or {}).get("token_ids")
-                    if ids is not None and (ids or c.finish_reason is None):
-                        per_chunk.append(len(ids))
-            results[i] = per_chunk
-        except Exception as e:  # noqa: BLE001
-            errors.append(repr(e))
+        s = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": f"Tell me story {i}"}],
+            max_tokens=max_tokens, temperature=0.8, seed=i, stream=True,
+            extra_body={"ignore_eos": True, "return_token_ids": True})
+        per_chunk = []
+        for ch in s:
+            for c in ch.choices:
+                ids = (c.model_extra or {}).get("token_ids")
+                if ids is not None and (ids or c.finish_reason is None):
+                    per_chunk.append(len(ids))
+        results[i] = per_chunk
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(300)
+    errors = run_concurrently(n_clients, worker, timeout=300)
     assert not errors, errors
     for i, per_chunk in enumerate(results):
         assert per_chunk is not None, i

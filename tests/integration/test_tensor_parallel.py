@@ -65,21 +65,39 @@ def free_port():
     return port
 
 
-def serve_completions(model, tp, kv):
+def start_server(model, args):
+    """Starts `c8 serve model args...` on a free port and waits for /health: (proc, log, client)."""
     port = free_port()
     log = tempfile.TemporaryFile()
-    proc = subprocess.Popen([C8, "serve", model, "--port", str(port), "-q", "-tp", str(tp),
-                             "--kv-cache-dtype", kv] + COMMON, stdout=log, stderr=log)
+    proc = subprocess.Popen([C8, "serve", model, "--port", str(port), "-q"] + args, stdout=log,
+                            stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(base + "/health", timeout=1)
+            break
+        except Exception:
+            assert proc.poll() is None, "c8 serve exited early"
+            time.sleep(0.25)
+    return proc, log, openai.OpenAI(base_url=base + "/v1", api_key="none", max_retries=0,
+                                    timeout=120)
+
+
+def stop_server(proc, log):
+    """SIGTERM; the server must drain and exit 0."""
+    proc.send_signal(signal.SIGTERM)
     try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(base + "/health", timeout=1)
-                break
-            except Exception:
-                assert proc.poll() is None, "c8 serve exited early"
-                time.sleep(0.25)
-        client = openai.OpenAI(base_url=base + "/v1", api_key="none", max_retries=0, timeout=120)
+        rc = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = -9
+    log.seek(0)
+    assert rc == 0, log.read().decode(errors="replace")[-2000:]
+
+
+def serve_completions(model, tp, kv):
+    proc, log, client = start_server(model, ["-tp", str(tp), "--kv-cache-dtype", kv] + COMMON)
+    try:
         texts = []
         for p in PROMPTS:
             r = client.completions.create(model=model, prompt=p, max_tokens=24, temperature=0)
@@ -91,14 +109,7 @@ def serve_completions(model, tp, kv):
         assert streamed == texts
         return texts
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = -9
-        log.seek(0)
-        assert rc == 0, log.read().decode(errors="replace")[-2000:]
+        stop_server(proc, log)
 
 
 @pytest.mark.parametrize("kv", ["bf16", "int8"])

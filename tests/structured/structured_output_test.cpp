@@ -179,29 +179,17 @@ TEST_F(StructuredOutputTest, DisallowedTokenAndBadGrammarsAreErrors) {
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("does not continue the grammar"), std::string::npos) << s.message();
 
-  GrammarSpec bad;
-  bad.kind = GrammarSpec::Kind::kJsonSchema;
-  bad.source = "{\"type\": ";
-  bad.field = "guided_json";
-  auto e = Get().so->Make(bad);
-  ASSERT_FALSE(e.ok());
-  EXPECT_EQ(e.message().rfind("guided_json: ", 0), 0u) << e.message();
-
-  GrammarSpec bad_re;
-  bad_re.kind = GrammarSpec::Kind::kRegex;
-  bad_re.source = "([0-9]";
-  bad_re.field = "guided_regex";
-  auto e2 = Get().so->Make(bad_re);
-  ASSERT_FALSE(e2.ok());
-  EXPECT_EQ(e2.message().rfind("guided_regex: ", 0), 0u) << e2.message();
-
-  GrammarSpec bad_ebnf;
-  bad_ebnf.kind = GrammarSpec::Kind::kEbnf;
-  bad_ebnf.source = "root ::= undefined_rule";
-  bad_ebnf.field = "guided_grammar";
-  auto e3 = Get().so->Make(bad_ebnf);
-  ASSERT_FALSE(e3.ok());
-  EXPECT_EQ(e3.message().rfind("guided_grammar: ", 0), 0u) << e3.message();
+  // Grammars that do not compile: the error starts with the request field.
+  const GrammarSpec bad[] = {
+      {GrammarSpec::Kind::kJsonSchema, "{\"type\": ", {}, "guided_json"},
+      {GrammarSpec::Kind::kRegex, "([0-9]", {}, "guided_regex"},
+      {GrammarSpec::Kind::kEbnf, "root ::= undefined_rule", {}, "guided_grammar"},
+  };
+  for (const GrammarSpec& g : bad) {
+    auto e = Get().so->Make(g);
+    ASSERT_FALSE(e.ok()) << g.source;
+    EXPECT_EQ(e.message().rfind(g.field + ": ", 0), 0u) << e.message();
+  }
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "c8/backend/cuda/cuda_backend.h"
+#include "c8/backend/cuda/cuda_backend_state.h"
 
 #ifdef C8_WITH_NCCL
 
@@ -29,26 +30,6 @@ std::string NcclMessage(ncclResult_t r, ncclComm_t comm) {
   if (last != nullptr && last[0] != '\0') msg += std::string(" (") + last + ")";
   return msg;
 }
-
-// Makes `device` current for the lifetime of the guard, then restores the previous one.
-class DeviceGuard {
- public:
-  explicit DeviceGuard(int device) {
-    if (cudaGetDevice(&prev_) != cudaSuccess || prev_ == device) {
-      prev_ = -1;
-      return;
-    }
-    cudaSetDevice(device);
-  }
-  ~DeviceGuard() {
-    if (prev_ >= 0) cudaSetDevice(prev_);
-  }
-  DeviceGuard(const DeviceGuard&) = delete;
-  DeviceGuard& operator=(const DeviceGuard&) = delete;
-
- private:
-  int prev_ = -1;
-};
 
 }  // namespace
 
@@ -148,7 +129,7 @@ NcclCommunicator::NcclCommunicator(std::unique_ptr<Impl> impl) : impl_(std::move
 
 NcclCommunicator::~NcclCommunicator() {
   if (impl_->staging != nullptr) {
-    DeviceGuard guard(impl_->device);
+    ScopedDevice guard(impl_->device);
     cudaFree(impl_->staging);
   }
 }
@@ -272,7 +253,7 @@ Status NcclCommunicator::Reserve(size_t bytes) {
   if (m.backend->capturing()) {
     return Error(m.Prefix() + "Reserve during graph capture");
   }
-  DeviceGuard guard(m.device);
+  ScopedDevice guard(m.device);
   return m.Grow(bytes);
 }
 
