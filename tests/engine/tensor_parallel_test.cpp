@@ -159,7 +159,13 @@ TEST_P(TensorParallel, LogitsAndGreedyEqualOneRank) {
   ASSERT_EQ(many->executor->tensor_parallel_size(), c.tp);
   EXPECT_EQ(many->executor->layer_dtype(0), one->executor->layer_dtype(0));
   EXPECT_EQ(many->executor->kv_spec().num_kv_heads, one->executor->kv_spec().num_kv_heads);
-  const int steps = c.model == "smollm2" ? 24 : 48;
+  // W8A8 quantizes activations: the all-reduce's other fp32 summation order moves the rare
+  // activation that sits within ~1e-6 of a rounding boundary to the neighbouring int8 value
+  // (and dynamic per-token scales see only the rank's columns in row-parallel layers, as in
+  // vLLM), so a tiny random model's logits can move by a few percent and greedy paths may part:
+  // compare the prefill logits only, with a quantization-sized bound.
+  const bool w8a8 = c.model.find("w8a8") != std::string::npos;
+  const int steps = w8a8 ? 1 : c.model == "smollm2" ? 24 : 48;
   const auto prompt = Prompt(one->executor->config().vocab_size, 37, 3);
   Trace a = RunSteps(*one->executor, prompt, steps);
   Trace b = RunSteps(*many->executor, prompt, steps);
@@ -174,9 +180,9 @@ TEST_P(TensorParallel, LogitsAndGreedyEqualOneRank) {
   // fp32 arithmetic summed in another order: ~1e-6 with an fp32 cache; a bf16 or int8 cache
   // rounds K/V that differ in the last fp32 bits, so a value can land one bf16 ulp (0.4%) or
   // one int8 step away.
-  const double limit = c.kv == "fp32" ? 1e-4 : c.kv == "bf16" ? 5e-3 : 2e-2;
+  const double limit = w8a8 ? 0.1 : c.kv == "fp32" ? 1e-4 : c.kv == "bf16" ? 5e-3 : 2e-2;
   EXPECT_LT(worst, limit);
-  EXPECT_EQ(a.greedy, b.greedy);
+  if (!w8a8) EXPECT_EQ(a.greedy, b.greedy);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -186,7 +192,10 @@ INSTANTIATE_TEST_SUITE_P(
                       TpCase{"qwen2-tiny-yarn", 2, "int8"}, TpCase{"llama-tiny-llama3", 2, "bf16"},
                       TpCase{"llama-tiny-llama3", 4, "fp32"},  // KV head replicated 4x
                       TpCase{"smollm2", 2, "bf16"},            // 3 KV heads: 1 + 2
-                      TpCase{"smollm2", 3, "bf16"}, TpCase{"smollm2", 3, "int8"}),
+                      TpCase{"smollm2", 3, "bf16"}, TpCase{"smollm2", 3, "int8"},
+                      // ModelSlim W8A8 linears: int8 weight slices, per-rank shifts
+                      TpCase{"qwen3-tiny-w8a8", 2, "fp32"}, TpCase{"qwen3-tiny-w8a8", 2, "int8"},
+                      TpCase{"qwen3-tiny-w8a8-dynamic", 2, "fp32"}),
     [](const ::testing::TestParamInfo<TpCase>& i) {
       std::string n = i.param.model + "_tp" + std::to_string(i.param.tp) + "_" + i.param.kv;
       std::replace(n.begin(), n.end(), '-', '_');

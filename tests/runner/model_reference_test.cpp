@@ -162,6 +162,51 @@ TEST_P(TinyModelTest, LogitsAndGreedyMatchTransformers) {
 INSTANTIATE_TEST_SUITE_P(Models, TinyModelTest,
                          ::testing::Values("qwen3-tiny", "qwen2-tiny-yarn", "llama-tiny-llama3"));
 
+// ModelSlim W8A8 / W8A8_DYNAMIC checkpoints of the tiny Qwen3 (tools/make_w8a8_fixtures.py:
+// numpy, the published formulas, an fp64 forward of the quantized model as the reference):
+// c8 quantizes its fp32 activations exactly as the formulas say, so the logits agree up to
+// the rare activation that lands on the other side of a rounding boundary. Layer 0 carries a
+// norm bias (anti-outlier smoothing), a statically folded bias and one int64-encoded deq_scale.
+class W8A8ModelTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(W8A8ModelTest, LogitsMatchTheQuantizedReference) {
+  const std::string name = GetParam();
+  Fixture fx = LoadFixture(name);
+  auto model = LoadWorker(kData + name, 2);
+  ASSERT_TRUE(model.ok()) << model.message();
+  EXPECT_NE((*model)->model().quant_summary().find(
+                name.find("dynamic") != std::string::npos ? "W8A8_DYNAMIC x21" : "W8A8 x21"),
+            std::string::npos)
+      << (*model)->model().quant_summary();
+  const ModelConfig& c = (*model)->model().config();
+  const auto& prompts = fx.meta["prompts"];
+  double worst = 0, mean = 0;
+  int64_t n = 0;
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    std::vector<int32_t> prompt = prompts[p].get<std::vector<int32_t>>();
+    const auto& lm = fx.meta["logits"][p];
+    const float* ref = reinterpret_cast<const float*>(fx.bin.data() + lm["offset"].get<size_t>());
+    for (int chunk : {1000, 5}) {
+      auto cache = MakeCache((*model)->backend(), c, KvDType::kF32, prompt.size() + 4);
+      RunResult r = RunSequence(**model, *cache, prompt, chunk, 1);
+      for (size_t i = 0; i < prompt.size(); ++i) {
+        const double e = RelErr(r.prompt_logits[i].data(), ref + i * c.vocab_size, c.vocab_size);
+        worst = std::max(worst, e);
+        mean += e;
+        ++n;
+        EXPECT_LT(e, 2e-2) << name << " prompt " << p << " position " << i << " chunk " << chunk;
+      }
+    }
+  }
+  mean /= static_cast<double>(n);
+  EXPECT_LT(mean, 2e-3) << name;
+  std::printf("%s: max-abs/max-ref logit error vs the fp64 reference: worst %.3g mean %.3g\n",
+              name.c_str(), worst, mean);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, W8A8ModelTest,
+                         ::testing::Values("qwen3-tiny-w8a8", "qwen3-tiny-w8a8-dynamic"));
+
 TEST(SmolLM2, LogitsAndGreedyMatchTransformers) {
   if (!fs::exists(SmolDir() + "/config.json")) {
     GTEST_SKIP() << "converted SmolLM2 not found at " << SmolDir()

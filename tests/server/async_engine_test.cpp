@@ -180,7 +180,12 @@ TEST_F(AsyncEngineTest, AbortFreesBlocksAndAbortAllNotifies) {
 }
 
 GenerationContext Ctx(ModelBundle* b, AsyncEngine* e, ServerMetrics* m) {
-  return GenerationContext{b, e, m, "smol"};
+  GenerationContext ctx;
+  ctx.bundle = b;
+  ctx.engine = e;
+  ctx.metrics = m;
+  ctx.model_name = "smol";
+  return ctx;
 }
 
 TEST_F(AsyncEngineTest, CompletionJobFanOutAndUsage) {

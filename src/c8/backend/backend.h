@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "c8/backend/attention_meta.h"
+#include "c8/backend/linear_weight.h"
 #include "c8/backend/tensor.h"
 #include "c8/kv/kv_cache_spec.h"
 #include "c8/sampling/sampling_rows.h"
@@ -71,6 +72,17 @@ class Backend {
                                       std::initializer_list<int64_t> shape) = 0;
   // fp32 host data -> backend fp32 buffer (scales, rope tables).
   virtual Tensor UploadF32(const float* src, std::initializer_list<int64_t> shape) = 0;
+  // Host bytes of `dtype` copied as they are into a new backend buffer (int8 weights).
+  Result<Tensor> UploadBytes(const void* src, DType dtype, std::initializer_list<int64_t> shape) {
+    Tensor t(nullptr, dtype, shape);
+    t.data = Malloc(t.nbytes());
+    if (t.data == nullptr) {
+      return Error(Name() + " backend: cannot allocate " + std::to_string(t.nbytes()) +
+                   " bytes for a weight");
+    }
+    CopyToDevice(t.data, src, t.nbytes());
+    return t;
+  }
 
   // Vocab-parallel lookup: table holds the rows of vocab ids [vocab_begin, vocab_begin + Vr).
   // out(t, :) = table(ids[t] - vocab_begin, :) when that row is here, else zeros (the other
@@ -82,8 +94,11 @@ class Backend {
   // residual += x; out = RmsNorm(residual).   residual, x, out (T, H).
   virtual void AddRmsNorm(Tensor& residual, const Tensor& x, const Tensor& w, float eps,
                           Tensor& out) = 0;
-  // y = x w^T (+ bias).   x (T, K); w (N, K); bias (N) or null; y (T, N).
-  virtual void Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) = 0;
+  // y = x w^T (+ bias).   x (T, K); w (N, K) 16-bit, or int8 with its scales (W8A8 static /
+  // dynamic, backend/linear_weight.h); bias (N) or null; y (T, N).
+  virtual void Linear(const Tensor& x, const LinearWeight& w, const Tensor* bias, Tensor& y) = 0;
+  // y (T, N) += bias (N) on every row.
+  virtual void AddBias(Tensor& y, const Tensor& bias) = 0;
   // out = silu(gate) * up.   gate_up (T, 2I) = [gate | up]; out (T, I).
   virtual void SiluMul(const Tensor& gate_up, Tensor& out) = 0;
   // In place on qkv (T, (Hq + 2 Hkv) D) = [q | k | v]: optional per-head RMSNorm of q and k

@@ -136,12 +136,13 @@ int Run(ServeArgs& a) {
   const KvCacheSpec& spec = m.executor->kv_spec();
   const EngineStats st0 = engine.stats();
   std::fprintf(stderr,
-               "c8 serve: model %s (served as '%s'), backend %s\n"
+               "c8 serve: model %s (served as '%s'), backend %s, linears %s\n"
                "c8 serve: KV cache %s, block size %lld, %d blocks = %lld tokens, prefix "
                "caching %s, max_model_len %d\n"
                "c8 serve: listening on http://%s:%d%s\n",
                a.model.c_str(), a.serve.served_model_name.c_str(),
-               m.executor->device_name().c_str(), KvSummary(m).c_str(),
+               m.executor->device_name().c_str(),
+               m.executor->worker(0).model().quant_summary().c_str(), KvSummary(m).c_str(),
                static_cast<long long>(spec.block_size), st0.num_blocks,
                static_cast<long long>(st0.num_blocks) * static_cast<long long>(spec.block_size),
                a.engine.prefix_caching ? "on" : "off", engine.max_model_len(), a.serve.host.c_str(),

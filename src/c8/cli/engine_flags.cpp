@@ -34,6 +34,11 @@ void EngineFlags::Add(CLI::App* sub) {
   sub->add_option("--load-format", load_format,
                   "auto (safetensors) | dummy (seeded random weights from config.json alone)")
       ->capture_default_str();
+  sub->add_option(
+         "--quantization", quantization,
+         "Linear weights of --load-format dummy: none | w8a8 | w8a8_dynamic (a checkpoint's "
+         "own scheme comes from its quant_model_description.json)")
+      ->check(CLI::IsMember({"none", "w8a8", "w8a8_dynamic"}));
 }
 
 EngineOptions EngineFlags::ToEngineOptions(const std::string& model_dir, bool progress) const {
@@ -50,6 +55,7 @@ EngineOptions EngineFlags::ToEngineOptions(const std::string& model_dir, bool pr
   eo.max_num_batched_tokens = max_num_batched_tokens;
   eo.max_num_seqs = max_num_seqs;
   eo.load_format = load_format;
+  eo.quantization = quantization;
   eo.seed = seed;
   eo.enforce_eager = enforce_eager;
   if (progress) eo.progress = StderrProgress();

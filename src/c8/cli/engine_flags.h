@@ -26,6 +26,7 @@ struct EngineFlags {
   int32_t max_num_batched_tokens = 2048;
   bool prefix_caching = true;
   std::string load_format = "auto";
+  std::string quantization;
   uint64_t seed = 0;
 
   // Adds --device --threads --kv-cache-dtype --max-model-len --block-size --kv-cache-memory

@@ -74,8 +74,22 @@ Status WriteC8ModelDir(const std::string& src_dir, const std::string& out_dir,
   nlohmann::ordered_json index;
   int64_t total = 0;
   nlohmann::ordered_json map = nlohmann::ordered_json::object();
+  // A quantized source (ModelSlim W8A8 / W8A8_DYNAMIC) keeps its weight types: the result
+  // is its W8A8C8 form.
+  nlohmann::ordered_json src_desc = nlohmann::ordered_json::object();
+  if (const fs::path p = src / "quant_model_description.json"; fs::exists(p)) {
+    std::ifstream in(p);
+    src_desc = nlohmann::ordered_json::parse(in, nullptr, false);
+    if (src_desc.is_discarded() || !src_desc.is_object()) {
+      return Error(p.string() + ": malformed JSON");
+    }
+  }
+  auto src_type = [&](const std::string& name) -> std::string {
+    auto it = src_desc.find(name);
+    return it != src_desc.end() && it->is_string() ? it->get<std::string>() : "FLOAT";
+  };
   nlohmann::ordered_json desc;
-  desc["model_quant_type"] = "FLOAT";
+  desc["model_quant_type"] = src_type("model_quant_type");
   desc["version"] = "1.0.0";
   desc["kv_cache_type"] = "C8";
   desc["group_size"] = 0;
@@ -86,7 +100,7 @@ Status WriteC8ModelDir(const std::string& src_dir, const std::string& out_dir,
   for (const auto& [name, tv] : ws.tensors()) {
     if (c8_names.count(name)) continue;  // replaced by the new scales
     map[name] = fs::path(tv.file).filename().string();
-    desc[name] = "FLOAT";
+    desc[name] = src_type(name);
     total += static_cast<int64_t>(tv.nbytes);
   }
   for (const auto& s : specs) {

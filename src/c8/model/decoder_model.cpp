@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <optional>
 
+#include "c8/formats/modelslim_quant.h"
+#include "c8/model/linear_loader.h"
 #include "c8/model/rope.h"
 
 namespace c8 {
@@ -80,6 +83,46 @@ Status DecoderModel::LoadWeights(const WeightStore* ws, const ModelLoadOptions& 
     if (options.progress) options.progress(++done, total, "loading " + what);
   };
   WeightLoader loader(backend_, ws, options.seed);
+  ModelSlimQuant quant;
+  LinearQuant dummy_quant = LinearQuant::kNone;
+  if (ws != nullptr) {
+    C8_ASSIGN_OR_RETURN(quant, LoadModelSlimQuant(ws->dir()));
+  } else if (options.quantization == "w8a8") {
+    dummy_quant = LinearQuant::kW8A8Static;
+  } else if (options.quantization == "w8a8_dynamic") {
+    dummy_quant = LinearQuant::kW8A8Dynamic;
+  } else if (!options.quantization.empty() && options.quantization != "none") {
+    return Error("--quantization: unknown scheme '" + options.quantization +
+                 "' (none, w8a8, w8a8_dynamic)");
+  }
+  LinearLoader linears(backend_, loader, ws, quant, dummy_quant, options.seed);
+  std::map<std::string, int> quant_count;
+  auto linear = [&](std::vector<LinearPart> parts) -> Result<LinearWeight> {
+    C8_ASSIGN_OR_RETURN(LinearWeight w, linears.Load(parts));
+    quant_count[LinearQuantName(w.quant)] += static_cast<int>(parts.size());
+    return w;
+  };
+  auto part = [](const std::string& prefix, int64_t out, int64_t in) {
+    return LinearPart{prefix, out, in};
+  };
+  auto out_rows = [&](const std::string& prefix, int64_t out, int64_t in, int64_t r0, int64_t n) {
+    LinearPart p = part(prefix, out, in);
+    p.row_begin = r0;
+    p.rows = n;
+    return p;
+  };
+  auto in_cols = [&](const std::string& prefix, int64_t out, int64_t in, int64_t c0, int64_t n) {
+    LinearPart p = part(prefix, out, in);
+    p.col_begin = c0;
+    p.cols = n;
+    return p;
+  };
+  // An optional norm bias (anti-outlier smoothing): loaded when the checkpoint has it.
+  auto norm_bias = [&](const std::string& name, Tensor* out) -> Status {
+    if (ws == nullptr || !ws->Has(name)) return Status::Ok();
+    C8_ASSIGN_OR_RETURN(*out, loader.Load(WeightSlice{name, {H}}));
+    return Status::Ok();
+  };
   auto whole = [](const std::string& name, std::vector<int64_t> shape) {
     return WeightSlice{name, std::move(shape)};
   };
@@ -89,12 +132,7 @@ Status DecoderModel::LoadWeights(const WeightStore* ws, const ModelLoadOptions& 
     w.rows = n;
     return w;
   };
-  auto cols = [](const std::string& name, std::vector<int64_t> shape, int64_t c0, int64_t n) {
-    WeightSlice w{name, std::move(shape)};
-    w.col_begin = c0;
-    w.cols = n;
-    return w;
-  };
+
   const int64_t vpad = s.vocab_block - s.vocab_rows;
   Status st = [&]() -> Status {
     C8_ASSIGN_OR_RETURN(embed_, loader.Load({rows("model.embed_tokens.weight", {c.vocab_size, H},
@@ -108,11 +146,13 @@ Status DecoderModel::LoadWeights(const WeightStore* ws, const ModelLoadOptions& 
       C8_ASSIGN_OR_RETURN(L.input_norm, loader.Load(whole(n("input_layernorm.weight"), {H})));
       C8_ASSIGN_OR_RETURN(L.post_norm,
                           loader.Load(whole(n("post_attention_layernorm.weight"), {H})));
-      C8_ASSIGN_OR_RETURN(L.qkv_w,
-                          loader.Load({rows(n("self_attn.q_proj.weight"), {q, H}, q0, nq),
-                                       rows(n("self_attn.k_proj.weight"), {kv, H}, kv0, nkv),
-                                       rows(n("self_attn.v_proj.weight"), {kv, H}, kv0, nkv)}));
-      if (c.attention_bias) {
+      C8_RETURN_IF_ERROR(norm_bias(n("input_layernorm.bias"), &L.input_norm_b));
+      C8_RETURN_IF_ERROR(norm_bias(n("post_attention_layernorm.bias"), &L.post_norm_b));
+      C8_ASSIGN_OR_RETURN(L.qkv_w, linear({out_rows(n("self_attn.q_proj"), q, H, q0, nq),
+                                           out_rows(n("self_attn.k_proj"), kv, H, kv0, nkv),
+                                           out_rows(n("self_attn.v_proj"), kv, H, kv0, nkv)}));
+      // Static W8A8 folds the float bias into quant_bias: it is not added again.
+      if (c.attention_bias && L.qkv_w.quant != LinearQuant::kW8A8Static) {
         C8_ASSIGN_OR_RETURN(L.qkv_b,
                             loader.Load({rows(n("self_attn.q_proj.bias"), {q}, q0, nq),
                                          rows(n("self_attn.k_proj.bias"), {kv}, kv0, nkv),
@@ -122,14 +162,14 @@ Status DecoderModel::LoadWeights(const WeightStore* ws, const ModelLoadOptions& 
         C8_ASSIGN_OR_RETURN(L.q_norm, loader.Load(whole(n("self_attn.q_norm.weight"), {D})));
         C8_ASSIGN_OR_RETURN(L.k_norm, loader.Load(whole(n("self_attn.k_norm.weight"), {D})));
       }
-      C8_ASSIGN_OR_RETURN(L.o_w, loader.Load(cols(n("self_attn.o_proj.weight"), {H, q}, q0, nq)));
-      C8_ASSIGN_OR_RETURN(L.gate_up_w,
-                          loader.Load({rows(n("mlp.gate_proj.weight"), {I, H}, i0, ni),
-                                       rows(n("mlp.up_proj.weight"), {I, H}, i0, ni)}));
-      C8_ASSIGN_OR_RETURN(L.down_w, loader.Load(cols(n("mlp.down_proj.weight"), {H, I}, i0, ni)));
+      C8_ASSIGN_OR_RETURN(L.o_w, linear({in_cols(n("self_attn.o_proj"), H, q, q0, nq)}));
+      C8_ASSIGN_OR_RETURN(L.gate_up_w, linear({out_rows(n("mlp.gate_proj"), I, H, i0, ni),
+                                               out_rows(n("mlp.up_proj"), I, H, i0, ni)}));
+      C8_ASSIGN_OR_RETURN(L.down_w, linear({in_cols(n("mlp.down_proj"), H, I, i0, ni)}));
       report("layer " + std::to_string(l));
     }
     C8_ASSIGN_OR_RETURN(final_norm_, loader.Load(whole("model.norm.weight", {H})));
+    C8_RETURN_IF_ERROR(norm_bias("model.norm.bias", &final_norm_b_));
     report("final norm");
     if (c.tie_word_embeddings) {
       lm_head_ = embed_;
@@ -145,6 +185,10 @@ Status DecoderModel::LoadWeights(const WeightStore* ws, const ModelLoadOptions& 
   owned_.insert(owned_.end(), loader.allocations().begin(), loader.allocations().end());
   loader.allocations().clear();
   weight_bytes_ = loader.bytes();
+  for (const auto& [name, count] : quant_count) {
+    if (!quant_summary_.empty()) quant_summary_ += ", ";
+    quant_summary_ += name + " x" + std::to_string(count);
+  }
   return st;
 }
 
@@ -233,7 +277,8 @@ void DecoderModel::QueueStep(const StepBuffers& step, KvCache& cache, Tensor* lo
     } else {
       backend_.AddRmsNorm(residual, hidden, L.input_norm, eps, normed);
     }
-    backend_.Linear(normed, L.qkv_w, c.attention_bias ? &L.qkv_b : nullptr, qkv);
+    if (L.input_norm_b.data) backend_.AddBias(normed, L.input_norm_b);
+    backend_.Linear(normed, L.qkv_w, L.qkv_b.data ? &L.qkv_b : nullptr, qkv);
     backend_.QkNormRope(qkv, step.positions, c.qk_norm ? &L.q_norm : nullptr,
                         c.qk_norm ? &L.k_norm : nullptr, eps, rope_, shape);
     if (kv_observer_) ObserveKv(l, qkv, T);
@@ -243,12 +288,14 @@ void DecoderModel::QueueStep(const StepBuffers& step, KvCache& cache, Tensor* lo
     backend_.Linear(attn, L.o_w, nullptr, hidden);
     if (comm_) comm_->AllReduceSum(hidden);
     backend_.AddRmsNorm(residual, hidden, L.post_norm, eps, normed);
+    if (L.post_norm_b.data) backend_.AddBias(normed, L.post_norm_b);
     backend_.Linear(normed, L.gate_up_w, nullptr, gate_up);
     backend_.SiluMul(gate_up, act);
     backend_.Linear(act, L.down_w, nullptr, hidden);
     if (comm_) comm_->AllReduceSum(hidden);
   }
   backend_.AddRmsNorm(residual, hidden, final_norm_, eps, normed);
+  if (final_norm_b_.data) backend_.AddBias(normed, final_norm_b_);
   if (R == 0) return;
   Tensor rows(rows_, at, {R, H});
   backend_.GatherRows(normed, step.rows, rows);

@@ -31,6 +31,9 @@ struct ModelLoadOptions {
   // size for the same seed).
   std::string load_format = "auto";
   uint64_t seed = 0;
+  // Dummy weights only: the linears' scheme ("" or "none": 16-bit; "w8a8", "w8a8_dynamic").
+  // Real checkpoints say theirs in quant_model_description.json.
+  std::string quantization;
 };
 
 // The device pointers of one step (all backend memory) and its sizes.
@@ -57,6 +60,8 @@ class DecoderModel {
   int64_t max_model_len() const { return max_model_len_; }
   Backend& backend() { return backend_; }
   int64_t WeightBytes() const { return weight_bytes_; }
+  // The linears' scheme, e.g. "W8A8 x196, FLOAT x56" ("FLOAT" for a 16-bit model).
+  const std::string& quant_summary() const { return quant_summary_; }
   // This rank's attention heads.
   AttentionShape attention_shape() const;
 
@@ -83,13 +88,14 @@ class DecoderModel {
 
  private:
   struct Layer {
-    Tensor input_norm, post_norm;  // (H)
-    Tensor qkv_w;                  // ((hq + 2 hkv) D, H): this rank's heads
-    Tensor qkv_b;                  // ((hq + 2 hkv) D) or empty
-    Tensor q_norm, k_norm;         // (D) or empty
-    Tensor o_w;                    // (H, hq D)
-    Tensor gate_up_w;              // (2 i, H): this rank's gate rows | up rows
-    Tensor down_w;                 // (H, i)
+    Tensor input_norm, post_norm;      // (H)
+    Tensor input_norm_b, post_norm_b;  // (H) or empty: anti-outlier smoothing's norm bias
+    LinearWeight qkv_w;                // ((hq + 2 hkv) D, H): this rank's heads
+    Tensor qkv_b;                      // ((hq + 2 hkv) D) or empty (folded into W8A8)
+    Tensor q_norm, k_norm;             // (D) or empty
+    LinearWeight o_w;                  // (H, hq D)
+    LinearWeight gate_up_w;            // (2 i, H): this rank's gate rows | up rows
+    LinearWeight down_w;               // (H, i)
   };
   explicit DecoderModel(Backend& b) : backend_(b) {}
   Status LoadWeights(const WeightStore* ws, const ModelLoadOptions& options);
@@ -101,7 +107,8 @@ class DecoderModel {
   ShardSpec shard_;
   int64_t max_model_len_ = 0;
   int64_t weight_bytes_ = 0;
-  Tensor embed_, final_norm_, lm_head_, rope_;  // embed_, lm_head_: (vocab_block, H)
+  std::string quant_summary_;
+  Tensor embed_, final_norm_, final_norm_b_, lm_head_, rope_;  // embed_, lm_head_: (vocab_block, H)
   std::vector<Layer> layers_;
   std::vector<void*> owned_;
   KvObserver kv_observer_;

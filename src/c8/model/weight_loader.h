@@ -40,6 +40,11 @@ class WeightLoader {
   Result<Tensor> Load(const std::vector<WeightSlice>& parts, int64_t pad_rows = 0);
   Result<Tensor> Load(const WeightSlice& part) { return Load(std::vector<WeightSlice>{part}); }
 
+  // Counts a buffer uploaded elsewhere (quantized linears) among this loader's allocations.
+  void Track(const Tensor& t) {
+    allocations_.push_back(t.data);
+    bytes_ += static_cast<int64_t>(t.nbytes());
+  }
   // Every buffer uploaded so far (the caller frees them) and their bytes.
   std::vector<void*>& allocations() { return allocations_; }
   int64_t bytes() const { return bytes_; }

@@ -26,7 +26,9 @@ struct EngineOptions {
   int64_t max_num_batched_tokens = 2048;  // the activation-peak profile run
   int64_t max_num_seqs = 256;
   std::string load_format = "auto";  // auto | dummy (random weights from config.json alone)
-  uint64_t seed = 0;                 // dummy weights
+  // Dummy weights' linear scheme: none | w8a8 | w8a8_dynamic (checkpoints say their own).
+  std::string quantization;
+  uint64_t seed = 0;  // dummy weights
   // Decode steps run eagerly (no CUDA graphs); graphs cover batches up to max_num_seqs (<= 512).
   bool enforce_eager = false;
   ProgressFn progress;

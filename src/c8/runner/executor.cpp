@@ -172,6 +172,7 @@ Result<std::unique_ptr<Executor>> Executor::Create(const EngineOptions& o) {
                  "/config.json");
   }
   mo.load_format = o.load_format;
+  mo.quantization = o.quantization;
   mo.seed = o.seed;
 
   std::unique_ptr<Executor> ex(new Executor());

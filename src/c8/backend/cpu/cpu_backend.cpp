@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "c8/backend/cpu/cpu_attention.h"
+#include "c8/backend/cpu/cpu_int8_linear.h"
 #include "c8/backend/cpu/cpu_linear.h"
 #include "c8/util/bf16.h"
 
@@ -137,15 +138,29 @@ void CpuBackend::AddRmsNorm(Tensor& residual, const Tensor& x, const Tensor& w, 
   });
 }
 
-void CpuBackend::Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+void CpuBackend::Linear(const Tensor& x, const LinearWeight& lw, const Tensor* bias, Tensor& y) {
+  const Tensor& w = lw.w;
   const int64_t T = x.dim(0), K = x.dim(1), N = w.dim(0);
   if (T == 0) return;
+  if (lw.quantized()) {
+    CpuInt8Linear(x.as<float>(), T, K, lw, bias ? bias->as<float>() : nullptr, y.as<float>(),
+                  pool_);
+    return;
+  }
   CpuLinear(x.as<float>(), T, K, w.data, w.dtype == DType::kBF16, N, y.as<float>(), pool_);
   if (bias) {
     for (int64_t t = 0; t < T; ++t) {
       float* yr = y.as<float>() + t * N;
       for (int64_t n = 0; n < N; ++n) yr[n] += bias->as<float>()[n];
     }
+  }
+}
+
+void CpuBackend::AddBias(Tensor& y, const Tensor& bias) {
+  const int64_t T = y.dim(0), N = y.dim(1);
+  for (int64_t t = 0; t < T; ++t) {
+    float* yr = y.as<float>() + t * N;
+    for (int64_t n = 0; n < N; ++n) yr[n] += bias.as<float>()[n];
   }
 }
 

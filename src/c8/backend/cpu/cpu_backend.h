@@ -32,7 +32,8 @@ class CpuBackend final : public Backend {
   void RmsNorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override;
   void AddRmsNorm(Tensor& residual, const Tensor& x, const Tensor& w, float eps,
                   Tensor& out) override;
-  void Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override;
+  void Linear(const Tensor& x, const LinearWeight& w, const Tensor* bias, Tensor& y) override;
+  void AddBias(Tensor& y, const Tensor& bias) override;
   void SiluMul(const Tensor& gate_up, Tensor& out) override;
   void QkNormRope(Tensor& qkv, const int32_t* positions, const Tensor* q_norm, const Tensor* k_norm,
                   float eps, const Tensor& rope_cos_sin, const AttentionShape& shape) override;

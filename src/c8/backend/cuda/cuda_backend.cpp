@@ -87,6 +87,7 @@ CudaBackend::~CudaBackend() {
     if (st.done) cudaEventDestroy(st.done);
   }
   if (s_->workspace) cudaFree(s_->workspace);
+  if (s_->qlinear_buf) cudaFree(s_->qlinear_buf);
   if (s_->sample_buf) cudaFree(s_->sample_buf);
   cudaStreamDestroy(s_->stream);
   s_.reset();  // cuBLASLt and cuDNN handles and buffers, on this device too
@@ -279,7 +280,9 @@ void CudaBackend::AddRmsNorm(Tensor& residual, const Tensor& x, const Tensor& w,
   s_->CheckLaunch("AddRmsNorm");
 }
 
-void CudaBackend::Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+void CudaBackend::Linear(const Tensor& x, const LinearWeight& lw, const Tensor* bias, Tensor& y) {
+  if (lw.quantized()) return QuantLinear(x, lw, bias, y);
+  const Tensor& w = lw.w;
   if (!IsBf16(x) || !IsBf16(w)) return s_->Fail("Linear: x and w must be bf16");
   if (y.dtype != DType::kBF16 && y.dtype != DType::kF32) {
     return s_->Fail("Linear: y must be bf16 or fp32");
@@ -296,6 +299,68 @@ void CudaBackend::Linear(const Tensor& x, const Tensor& w, const Tensor* bias, T
     cuda::LaunchAddBias(y.data, y_f32, bias->data, bias->dtype == DType::kF32, T, N, s_->stream);
     s_->CheckLaunch("Linear bias");
   }
+}
+
+void CudaBackend::QuantLinear(const Tensor& x, const LinearWeight& lw, const Tensor* bias,
+                              Tensor& y) {
+  const Tensor& w = lw.w;
+  if (!IsBf16(x) || w.dtype != DType::kI8 || lw.scale.dtype != DType::kF32) {
+    return s_->Fail("Linear: W8A8 needs bf16 x, int8 w and fp32 scales");
+  }
+  if (y.dtype != DType::kBF16 && y.dtype != DType::kF32) {
+    return s_->Fail("Linear: y must be bf16 or fp32");
+  }
+  const int64_t T = x.dim(0), K = x.dim(1), N = w.dim(0);
+  if (w.dim(1) != K) {
+    return s_->Fail("Linear: x (" + std::to_string(T) + ", " + std::to_string(K) +
+                    ") and int8 w (" + std::to_string(N) + ", " + std::to_string(w.dim(1)) +
+                    ") do not match");
+  }
+  if (T == 0) return;
+  // int8 x | token scales | int32 accumulators, each 256-byte aligned.
+  auto align = [](size_t n) { return (n + 255) / 256 * 256; };
+  const size_t b_q = align(static_cast<size_t>(T * K)), b_s = align(static_cast<size_t>(T) * 4);
+  const size_t need = b_q + b_s + static_cast<size_t>(T * N) * 4;
+  if (need > s_->qlinear_bytes) {
+    if (s_->capturing) return s_->Fail("Linear: the W8A8 buffer would grow during graph capture");
+    ++s_->graph_epoch;  // graphs captured so far point at the old buffer
+    if (s_->qlinear_buf) {
+      s_->Check(cudaStreamSynchronize(s_->stream), "synchronize before W8A8 buffer growth");
+      cudaFree(s_->qlinear_buf);
+    }
+    s_->qlinear_buf = nullptr;
+    s_->qlinear_bytes = 0;
+    ScopedDevice on(s_->device);
+    if (!s_->Check(cudaMalloc(&s_->qlinear_buf, need + need / 4), "W8A8 buffer")) return;
+    s_->qlinear_bytes = need + need / 4;
+  }
+  char* buf = static_cast<char*>(s_->qlinear_buf);
+  auto* xq = reinterpret_cast<int8_t*>(buf);
+  auto* tok = reinterpret_cast<float*>(buf + b_q);
+  auto* acc = reinterpret_cast<int32_t*>(buf + b_q + b_s);
+  const bool dynamic = lw.quant == LinearQuant::kW8A8Dynamic;
+  cuda::LaunchQuantizeActivations(Bf16Ptr(x), T, K, dynamic, 1.0f / lw.input_scale, lw.input_offset,
+                                  xq, tok, s_->stream);
+  s_->CheckLaunch("Linear: quantize activations");
+  if (cuda::CublasLtGemm::CanRunInt8(N, K)) {
+    Status st = s_->gemm.RunInt8(xq, w.data, acc, T, N, K, s_->stream);
+    if (!st.ok()) return s_->Fail(st.message());
+  } else {
+    cuda::LaunchInt8Gemm(xq, static_cast<const int8_t*>(w.data), T, N, K, acc, s_->stream);
+    s_->CheckLaunch("Linear: int8 GEMM");
+  }
+  cuda::LaunchDequantize(acc, T, N, static_cast<const float*>(lw.scale.data),
+                         dynamic ? tok : nullptr,
+                         lw.shift.data ? static_cast<const float*>(lw.shift.data) : nullptr,
+                         bias ? bias->data : nullptr, bias && bias->dtype == DType::kF32, y.data,
+                         y.dtype == DType::kF32, s_->stream);
+  s_->CheckLaunch("Linear: dequantize");
+}
+
+void CudaBackend::AddBias(Tensor& y, const Tensor& bias) {
+  cuda::LaunchAddBias(y.data, y.dtype == DType::kF32, bias.data, bias.dtype == DType::kF32,
+                      y.dim(0), y.dim(1), s_->stream);
+  s_->CheckLaunch("AddBias");
 }
 
 void CudaBackend::SiluMul(const Tensor& gate_up, Tensor& out) {

@@ -56,7 +56,8 @@ class CudaBackend final : public Backend {
   void RmsNorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override;
   void AddRmsNorm(Tensor& residual, const Tensor& x, const Tensor& w, float eps,
                   Tensor& out) override;
-  void Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override;
+  void Linear(const Tensor& x, const LinearWeight& w, const Tensor* bias, Tensor& y) override;
+  void AddBias(Tensor& y, const Tensor& bias) override;
   void SiluMul(const Tensor& gate_up, Tensor& out) override;
   void QkNormRope(Tensor& qkv, const int32_t* positions, const Tensor* q_norm, const Tensor* k_norm,
                   float eps, const Tensor& rope_cos_sin, const AttentionShape& shape) override;
@@ -104,6 +105,8 @@ class CudaBackend final : public Backend {
   void BumpGraphEpoch();
 
  private:
+  // W8A8 path of Linear (cuda_quant_linear.cu kernels + cuBLASLt IMMA).
+  void QuantLinear(const Tensor& x, const LinearWeight& w, const Tensor* bias, Tensor& y);
   // PrefillNoCache batches whose longest sequence has at least this many tokens go to cuDNN's
   // fused attention when it is available (shorter ones: the backend's kernel, no graph builds).
   static constexpr int32_t kCudnnMinQueryLen = 512;

@@ -68,6 +68,10 @@ struct CudaBackendState {
   // demand to PagedAttentionWorkspaceBytes.
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
+  // W8A8 linears: int8 activations | per-token scales | int32 accumulators, grown on demand
+  // (outside graph capture; growth bumps graph_epoch).
+  void* qlinear_buf = nullptr;
+  size_t qlinear_bytes = 0;
   void* sample_buf = nullptr;  // SampleRows: args | penalty | masked | results | work
   size_t sample_buf_bytes = 0;
   Status error;  // first error, sticky

@@ -42,6 +42,20 @@ void LaunchSiluMul(const uint16_t* gate_up, int64_t T, int64_t I, uint16_t* out,
 void LaunchAddBias(void* y, bool y_f32, const void* bias, bool bias_f32, int64_t T, int64_t N,
                    cudaStream_t stream);
 
+// W8A8 (cuda_quant_linear.cu). x (T, K) bf16 -> q (T, K) int8: static (x * inv_scale +
+// offset) or dynamic (per token: tok_scale[t] = absmax / 127, x * 127 / absmax); round half to
+// even, clamp to [-128, 127].
+void LaunchQuantizeActivations(const uint16_t* x, int64_t T, int64_t K, bool dynamic,
+                               float inv_scale, float offset, int8_t* q, float* tok_scale,
+                               cudaStream_t stream);
+// acc (T, N) int32 = xq (T, K) . wq (N, K)^T (plain kernel: shapes cuBLASLt's IMMA rejects).
+void LaunchInt8Gemm(const int8_t* xq, const int8_t* wq, int64_t T, int64_t N, int64_t K,
+                    int32_t* acc, cudaStream_t stream);
+// y (T, N) = acc * scale[n] (* tok_scale[t]) (+ shift[n]) (+ bias[n]); null parts skipped.
+void LaunchDequantize(const int32_t* acc, int64_t T, int64_t N, const float* scale,
+                      const float* tok_scale, const float* shift, const void* bias, bool bias_f32,
+                      void* y, bool y_f32, cudaStream_t stream);
+
 // In place on qkv (T, (Hq + 2 Hkv) D) bf16: optional per-head RMSNorm of q and k heads
 // (q_norm, k_norm (D), bf16 or fp32 per norm_f32, may be null), then rotate-half RoPE with
 // cos_sin (max_pos, D) fp32 = [cos (D/2) | sin (D/2)] at positions (T).
@@ -103,7 +117,7 @@ struct SampleRowArgs {
   int64_t penalty_begin = 0, masked_begin = 0;
   int32_t penalty_count = 0, masked_count = 0;
   int64_t allowed_begin = -1;  // first word of the row's allowed-token bitmask; -1: none
-  float temperature = 1.0f;  // (float) temperature
+  float temperature = 1.0f;    // (float) temperature
   float rep = 1.0f, freq = 0.0f, pres = 0.0f;
   int32_t apply_rep = 0;  // repetition_penalty != 1
   int32_t apply_freq_pres = 0;
@@ -129,8 +143,7 @@ struct SampleRowResult {
 // One block per row. logits (L, V) fp32; rows (R); penalty, masked, allowed: flat arrays of
 // SamplingRows; work (R, V) fp32 scratch; out (R).
 void LaunchSampleRows(const float* logits, int64_t V, int32_t R, const SampleRowArgs* rows,
-                      const PenaltyToken* penalty, const int32_t* masked,
-                      const uint32_t* allowed, float* work,
-                      SampleRowResult* out, cudaStream_t stream);
+                      const PenaltyToken* penalty, const int32_t* masked, const uint32_t* allowed,
+                      float* work, SampleRowResult* out, cudaStream_t stream);
 
 }  // namespace c8::cuda

@@ -38,13 +38,18 @@ Status CublasLtGemm::Init() {
 // Row-major y (T, N) = x (T, K) w (N, K)^T is column-major y^T (N, T) = w^T... i.e.
 // C (m=N, n=T) = op(A) B with A = w as column-major (K, N) transposed, B = x as
 // column-major (K, T).
-Result<CublasLtGemm::Plan*> CublasLtGemm::GetPlan(int64_t T, int64_t N, int64_t K, bool y_f32) {
-  auto key = std::make_tuple(T, N, K, y_f32);
+Result<CublasLtGemm::Plan*> CublasLtGemm::GetPlan(int64_t T, int64_t N, int64_t K, int kind) {
+  auto key = std::make_tuple(T, N, K, kind);
   auto it = plans_.find(key);
   if (it != plans_.end()) return &it->second;
+  const bool int8 = kind == 2, y_f32 = kind == 1;
+  const cudaDataType_t in_t = int8 ? CUDA_R_8I : CUDA_R_16BF;
+  const cudaDataType_t out_t = int8 ? CUDA_R_32I : (y_f32 ? CUDA_R_32F : CUDA_R_16BF);
   Plan p;
   C8_RETURN_IF_ERROR(
-      LtCheck(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "desc"));
+      LtCheck(cublasLtMatmulDescCreate(&p.op, int8 ? CUBLAS_COMPUTE_32I : CUBLAS_COMPUTE_32F,
+                                       int8 ? CUDA_R_32I : CUDA_R_32F),
+              "desc"));
   cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
   C8_RETURN_IF_ERROR(
       LtCheck(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)),
@@ -52,10 +57,9 @@ Result<CublasLtGemm::Plan*> CublasLtGemm::GetPlan(int64_t T, int64_t N, int64_t 
   C8_RETURN_IF_ERROR(
       LtCheck(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)),
               "transb"));
-  C8_RETURN_IF_ERROR(LtCheck(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, K, N, K), "layout A"));
-  C8_RETURN_IF_ERROR(LtCheck(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, K, T, K), "layout B"));
-  C8_RETURN_IF_ERROR(LtCheck(
-      cublasLtMatrixLayoutCreate(&p.c, y_f32 ? CUDA_R_32F : CUDA_R_16BF, N, T, N), "layout C"));
+  C8_RETURN_IF_ERROR(LtCheck(cublasLtMatrixLayoutCreate(&p.a, in_t, K, N, K), "layout A"));
+  C8_RETURN_IF_ERROR(LtCheck(cublasLtMatrixLayoutCreate(&p.b, in_t, K, T, K), "layout B"));
+  C8_RETURN_IF_ERROR(LtCheck(cublasLtMatrixLayoutCreate(&p.c, out_t, N, T, N), "layout C"));
   cublasLtMatmulPreference_t pref = nullptr;
   C8_RETURN_IF_ERROR(LtCheck(cublasLtMatmulPreferenceCreate(&pref), "preference"));
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
@@ -80,11 +84,25 @@ Result<CublasLtGemm::Plan*> CublasLtGemm::GetPlan(int64_t T, int64_t N, int64_t 
 Status CublasLtGemm::Run(const void* x, const void* w, void* y, bool y_f32, int64_t T, int64_t N,
                          int64_t K, cudaStream_t stream) {
   if (T == 0 || N == 0) return Status::Ok();
-  C8_ASSIGN_OR_RETURN(Plan * p, GetPlan(T, N, K, y_f32));
+  C8_ASSIGN_OR_RETURN(Plan * p, GetPlan(T, N, K, y_f32 ? 1 : 0));
   const float alpha = 1.0f, beta = 0.0f;
   return LtCheck(cublasLtMatmul(handle_, p->op, &alpha, w, p->a, x, p->b, &beta, y, p->c, y, p->c,
                                 &p->algo, workspace_, workspace_bytes_, stream),
                  "matmul");
+}
+
+Status CublasLtGemm::RunInt8(const void* xq, const void* wq, void* acc, int64_t T, int64_t N,
+                             int64_t K, cudaStream_t stream) {
+  if (T == 0 || N == 0) return Status::Ok();
+  if (!CanRunInt8(N, K)) {
+    return Error("cuBLASLt int8: N " + std::to_string(N) + " and K " + std::to_string(K) +
+                 " must be multiples of 4");
+  }
+  C8_ASSIGN_OR_RETURN(Plan * p, GetPlan(T, N, K, 2));
+  const int32_t alpha = 1, beta = 0;
+  return LtCheck(cublasLtMatmul(handle_, p->op, &alpha, wq, p->a, xq, p->b, &beta, acc, p->c, acc,
+                                p->c, &p->algo, workspace_, workspace_bytes_, stream),
+                 "int8 matmul");
 }
 
 }  // namespace c8::cuda

@@ -23,6 +23,11 @@ class CublasLtGemm {
   // y (T, N) row-major (bf16, or fp32 when y_f32) = x (T, K) bf16 . w (N, K)^T bf16.
   Status Run(const void* x, const void* w, void* y, bool y_f32, int64_t T, int64_t N, int64_t K,
              cudaStream_t stream);
+  // acc (T, N) int32 row-major = xq (T, K) int8 . wq (N, K)^T int8 (IMMA). Needs K and N
+  // multiples of 4 and 16-byte aligned pointers (CanRunInt8); exact integer sums.
+  Status RunInt8(const void* xq, const void* wq, void* acc, int64_t T, int64_t N, int64_t K,
+                 cudaStream_t stream);
+  static bool CanRunInt8(int64_t N, int64_t K) { return N % 4 == 0 && K % 4 == 0; }
 
  private:
   struct Plan {
@@ -30,12 +35,13 @@ class CublasLtGemm {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
   };
-  Result<Plan*> GetPlan(int64_t T, int64_t N, int64_t K, bool y_f32);
+  // kind: 0 bf16 -> bf16, 1 bf16 -> fp32, 2 int8 -> int32.
+  Result<Plan*> GetPlan(int64_t T, int64_t N, int64_t K, int kind);
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 32u << 20;
-  std::map<std::tuple<int64_t, int64_t, int64_t, bool>, Plan> plans_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int>, Plan> plans_;
 };
 
 }  // namespace c8::cuda
