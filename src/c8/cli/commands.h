@@ -14,6 +14,7 @@ inline constexpr int kNotParsed = -1000;
 Runner RegisterConvert(CLI::App& app);
 Runner RegisterGenerate(CLI::App& app);
 Runner RegisterCalibrate(CLI::App& app);
+Runner RegisterQuantize(CLI::App& app);
 Runner RegisterEval(CLI::App& app);
 Runner RegisterBenchServe(CLI::App& app);
 Runner RegisterBenchOffline(CLI::App& app);  // bench throughput, bench latency

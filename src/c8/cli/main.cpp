@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   add(c8::cli::RegisterConvert(app));
   add(c8::cli::RegisterGenerate(app));
   add(c8::cli::RegisterCalibrate(app));
+  add(c8::cli::RegisterQuantize(app));
   add(c8::cli::RegisterEval(app));
   add(c8::cli::RegisterBenchServe(app));
   add(c8::cli::RegisterBenchOffline(app));

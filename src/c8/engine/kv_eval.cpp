@@ -18,53 +18,77 @@ void LogSoftmax(const float* x, int64_t n, std::vector<double>& out) {
 }
 }  // namespace
 
+namespace {
+
+// Temporary caches (one per rank of `ex`, each holding that rank's heads), freed on their
+// ranks' threads (CUDA: their devices), also when creating them failed half way.
+class RankCaches {
+ public:
+  explicit RankCaches(Executor& ex)
+      : ex_(ex), caches_(static_cast<size_t>(ex.tensor_parallel_size())) {}
+  ~RankCaches() {
+    ex_.CleanupOnAll([&](Worker& w) { caches_[static_cast<size_t>(w.shard().rank)].reset(); });
+  }
+  Status Create(const std::vector<KvLayerConfig>& layers, int64_t block_size, int64_t blocks) {
+    const ModelConfig& c = ex_.config();
+    return ex_.RunOnAll([&](Worker& w) -> Status {
+      KvCacheSpec spec;
+      spec.num_layers = c.num_layers;
+      spec.num_kv_heads = w.shard().num_kv_heads;
+      spec.head_dim = c.head_dim;
+      spec.block_size = block_size;
+      spec.num_blocks = blocks;
+      C8_ASSIGN_OR_RETURN(
+          caches_[static_cast<size_t>(w.shard().rank)],
+          KvCache::Create(w.backend(), spec, SliceKvLayers(layers, w.shard(), c.head_dim)));
+      return Status::Ok();
+    });
+  }
+  // Rank 0's logits of `b` against this executor's caches.
+  Status Forward(const ForwardBatch& b, std::vector<float>* logits) {
+    return ex_.RunOnAll([&](Worker& w) -> Status {
+      const size_t r = static_cast<size_t>(w.shard().rank);
+      std::vector<float> unused;
+      return w.ForwardHost(b, *caches_[r], r == 0 ? logits : &unused);
+    });
+  }
+
+ private:
+  Executor& ex_;
+  std::vector<std::unique_ptr<KvCache>> caches_;
+};
+
+}  // namespace
+
 Result<KvEvalResult> EvaluateKv(Executor& ex, const std::vector<KvLayerConfig>& ref_layers,
                                 const std::vector<KvLayerConfig>& test_layers,
-                                const std::vector<int32_t>& all_tokens, const KvEvalOptions& o) {
-  const ModelConfig& c = ex.config();
+                                const std::vector<int32_t>& tokens, const KvEvalOptions& o) {
+  return EvaluateModels(ex, ref_layers, ex, test_layers, tokens, o);
+}
+
+Result<KvEvalResult> EvaluateModels(Executor& ref_ex, const std::vector<KvLayerConfig>& ref_layers,
+                                    Executor& test_ex,
+                                    const std::vector<KvLayerConfig>& test_layers,
+                                    const std::vector<int32_t>& all_tokens,
+                                    const KvEvalOptions& o) {
+  const ModelConfig& c = ref_ex.config();
+  if (test_ex.config().vocab_size != c.vocab_size) {
+    return Error("eval: the models' vocabularies differ (" + std::to_string(c.vocab_size) +
+                 " and " + std::to_string(test_ex.config().vocab_size) + " tokens)");
+  }
   std::vector<int32_t> tokens = all_tokens;
   if (o.max_tokens > 0 && static_cast<int64_t>(tokens.size()) > o.max_tokens) {
     tokens.resize(o.max_tokens);
   }
-  const int64_t W = std::min<int64_t>(o.window, ex.max_model_len());
+  const int64_t W = std::min<int64_t>({o.window, ref_ex.max_model_len(), test_ex.max_model_len()});
   if (static_cast<int64_t>(tokens.size()) < 2 || W < 2) return Error("eval text is too short");
   const int64_t num_windows = (static_cast<int64_t>(tokens.size()) + W - 1) / W;
   const int64_t S = std::max<int64_t>(1, std::min(o.parallel, num_windows));
   const int64_t bs = 16;
   const int64_t blocks_per_window = (W + bs - 1) / bs;
-  // Two caches (reference and tested dtype) on every rank, each holding that rank's heads.
-  const int N = ex.tensor_parallel_size();
-  std::vector<std::unique_ptr<KvCache>> ref_caches(static_cast<size_t>(N)),
-      test_caches(static_cast<size_t>(N));
-  // Caches are freed on their ranks' threads (CUDA: their devices), also when creating them
-  // failed half way.
-  struct FreeCaches {
-    Executor& ex;
-    std::vector<std::unique_ptr<KvCache>>& a;
-    std::vector<std::unique_ptr<KvCache>>& b;
-    ~FreeCaches() {
-      ex.CleanupOnAll([&](Worker& w) {
-        a[static_cast<size_t>(w.shard().rank)].reset();
-        b[static_cast<size_t>(w.shard().rank)].reset();
-      });
-    }
-  } free_caches{ex, ref_caches, test_caches};
-  C8_RETURN_IF_ERROR(ex.RunOnAll([&](Worker& w) -> Status {
-    KvCacheSpec spec;
-    spec.num_layers = c.num_layers;
-    spec.num_kv_heads = w.shard().num_kv_heads;
-    spec.head_dim = c.head_dim;
-    spec.block_size = bs;
-    spec.num_blocks = 1 + S * blocks_per_window;
-    const size_t r = static_cast<size_t>(w.shard().rank);
-    C8_ASSIGN_OR_RETURN(
-        ref_caches[r],
-        KvCache::Create(w.backend(), spec, SliceKvLayers(ref_layers, w.shard(), c.head_dim)));
-    C8_ASSIGN_OR_RETURN(
-        test_caches[r],
-        KvCache::Create(w.backend(), spec, SliceKvLayers(test_layers, w.shard(), c.head_dim)));
-    return Status::Ok();
-  }));
+  RankCaches ref_caches(ref_ex), test_caches(test_ex);
+  C8_RETURN_IF_ERROR(ref_caches.Create(ref_layers, bs, 1 + S * blocks_per_window));
+  C8_RETURN_IF_ERROR(test_caches.Create(test_layers, bs, 1 + S * blocks_per_window));
 
   const int64_t V = c.vocab_size;
   double nll_ref = 0, nll_test = 0, kl = 0;
@@ -103,12 +127,8 @@ Result<KvEvalResult> EvaluateKv(Executor& ex, const std::vector<KvLayerConfig>& 
         seq_of_row.push_back(static_cast<int64_t>(s));
       }
       if (b.token_ids.empty()) break;
-      C8_RETURN_IF_ERROR(ex.RunOnAll([&](Worker& w) -> Status {
-        const size_t r = static_cast<size_t>(w.shard().rank);
-        std::vector<float> unused;
-        C8_RETURN_IF_ERROR(w.ForwardHost(b, *ref_caches[r], r == 0 ? &logits_ref : &unused));
-        return w.ForwardHost(b, *test_caches[r], r == 0 ? &logits_test : &unused);
-      }));
+      C8_RETURN_IF_ERROR(ref_caches.Forward(b, &logits_ref));
+      C8_RETURN_IF_ERROR(test_caches.Forward(b, &logits_test));
       for (size_t r = 0; r < seq_of_row.size(); ++r) {
         const int64_t s = seq_of_row[r];
         const int32_t target = tokens[start[s] + t + 1];

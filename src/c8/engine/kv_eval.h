@@ -33,4 +33,11 @@ Result<KvEvalResult> EvaluateKv(Executor& ex, const std::vector<KvLayerConfig>& 
                                 const std::vector<KvLayerConfig>& test_layers,
                                 const std::vector<int32_t>& tokens, const KvEvalOptions& options);
 
+// The same comparison between two models of one vocabulary (e.g. a 16-bit model against its
+// W8A8 / W8A8C8 checkpoint), each with its own KV configuration: weights and cache together.
+Result<KvEvalResult> EvaluateModels(Executor& ref, const std::vector<KvLayerConfig>& ref_layers,
+                                    Executor& test, const std::vector<KvLayerConfig>& test_layers,
+                                    const std::vector<int32_t>& tokens,
+                                    const KvEvalOptions& options);
+
 }  // namespace c8

@@ -18,12 +18,30 @@ const char* SafetensorsDtypeName(SafetensorsDtype dtype) {
       return "F16";
     case SafetensorsDtype::kBF16:
       return "BF16";
+    case SafetensorsDtype::kI8:
+      return "I8";
+    case SafetensorsDtype::kI32:
+      return "I32";
+    case SafetensorsDtype::kI64:
+      return "I64";
   }
   return "?";
 }
 
 int64_t SafetensorsDtypeSize(SafetensorsDtype dtype) {
-  return dtype == SafetensorsDtype::kF32 ? 4 : 2;
+  switch (dtype) {
+    case SafetensorsDtype::kI8:
+      return 1;
+    case SafetensorsDtype::kF16:
+    case SafetensorsDtype::kBF16:
+      return 2;
+    case SafetensorsDtype::kF32:
+    case SafetensorsDtype::kI32:
+      return 4;
+    case SafetensorsDtype::kI64:
+      return 8;
+  }
+  return 0;
 }
 
 int64_t SafetensorsTensorSpec::NumBytes() const {

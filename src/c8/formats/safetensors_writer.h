@@ -21,9 +21,9 @@
 
 namespace c8 {
 
-enum class SafetensorsDtype { kF32, kF16, kBF16 };
+enum class SafetensorsDtype { kF32, kF16, kBF16, kI8, kI32, kI64 };
 
-// "F32", "F16", "BF16"
+// "F32", "F16", "BF16", "I8", "I32", "I64"
 const char* SafetensorsDtypeName(SafetensorsDtype dtype);
 int64_t SafetensorsDtypeSize(SafetensorsDtype dtype);
 

@@ -253,6 +253,12 @@ void DecoderModel::ObserveKv(int64_t layer, const Tensor& qkv, int64_t T) {
   kv_observer_(layer, observe_k_.data(), observe_v_.data(), T);
 }
 
+void DecoderModel::ObserveActivation(int64_t layer, int site, const Tensor& x) {
+  observe_act_.resize(static_cast<size_t>(x.numel()));
+  backend_.ToHostF32(x, observe_act_.data());
+  act_observer_(layer, site, observe_act_.data(), x.dim(0), x.dim(1));
+}
+
 void DecoderModel::QueueStep(const StepBuffers& step, KvCache& cache, Tensor* logits) {
   *logits = Tensor();
   const ModelConfig& c = config_;
@@ -278,6 +284,7 @@ void DecoderModel::QueueStep(const StepBuffers& step, KvCache& cache, Tensor* lo
       backend_.AddRmsNorm(residual, hidden, L.input_norm, eps, normed);
     }
     if (L.input_norm_b.data) backend_.AddBias(normed, L.input_norm_b);
+    if (act_observer_) ObserveActivation(l, 0, normed);
     backend_.Linear(normed, L.qkv_w, L.qkv_b.data ? &L.qkv_b : nullptr, qkv);
     backend_.QkNormRope(qkv, step.positions, c.qk_norm ? &L.q_norm : nullptr,
                         c.qk_norm ? &L.k_norm : nullptr, eps, rope_, shape);
@@ -285,12 +292,15 @@ void DecoderModel::QueueStep(const StepBuffers& step, KvCache& cache, Tensor* lo
     KvLayerView& kv = cache.layer(l);
     backend_.WriteKvCache(qkv, meta, shape, kv);
     backend_.Attention(qkv, meta, kv, shape, attn);
+    if (act_observer_) ObserveActivation(l, 1, attn);
     backend_.Linear(attn, L.o_w, nullptr, hidden);
     if (comm_) comm_->AllReduceSum(hidden);
     backend_.AddRmsNorm(residual, hidden, L.post_norm, eps, normed);
     if (L.post_norm_b.data) backend_.AddBias(normed, L.post_norm_b);
+    if (act_observer_) ObserveActivation(l, 2, normed);
     backend_.Linear(normed, L.gate_up_w, nullptr, gate_up);
     backend_.SiluMul(gate_up, act);
+    if (act_observer_) ObserveActivation(l, 3, act);
     backend_.Linear(act, L.down_w, nullptr, hidden);
     if (comm_) comm_->AllReduceSum(hidden);
   }

@@ -69,6 +69,12 @@ class DecoderModel {
   // on the host: k, v (T, this rank's KV heads * head_dim) fp32. Slows the forward pass.
   using KvObserver = std::function<void(int64_t layer, const float* k, const float* v, int64_t T)>;
   void SetKvObserver(KvObserver observer) { kv_observer_ = std::move(observer); }
+  // Calibration of W8A8 activation ranges: called with the fp32 host copy of every linear's
+  // input, x (T, K), at site 0 (q|k|v input), 1 (o_proj input), 2 (gate|up input), 3
+  // (down_proj input) of each layer. Slows steps down (copies to the host).
+  using ActivationObserver =
+      std::function<void(int64_t layer, int site, const float* x, int64_t T, int64_t K)>;
+  void SetActivationObserver(ActivationObserver observer) { act_observer_ = std::move(observer); }
   bool has_kv_observer() const { return static_cast<bool>(kv_observer_); }
 
   // Grows the activation buffers to hold `tokens` tokens and `rows` logits rows. Buffers that
@@ -112,6 +118,9 @@ class DecoderModel {
   std::vector<Layer> layers_;
   std::vector<void*> owned_;
   KvObserver kv_observer_;
+  ActivationObserver act_observer_;
+  std::vector<float> observe_act_;
+  void ObserveActivation(int64_t layer, int site, const Tensor& x);
   std::vector<float> observe_qkv_, observe_k_, observe_v_;
   // Activation buffers, grown on demand.
   int64_t scratch_tokens_ = 0, scratch_rows_ = 0;
