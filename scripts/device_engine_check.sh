@@ -4,7 +4,7 @@
 # cuda_attention_bench, cudnn_prefill_bench and their non-CUDA shared libraries in lib/
 # (make it with scripts/pack_device_carry.sh). CUDA libraries come from the image (toolkit,
 # and the nvidia-* wheels next to PyTorch for NCCL / cuDNN).
-#   scripts/device_engine_check.sh tests|bench|latency|serve|all
+#   scripts/device_engine_check.sh tests|bench|latency|serve|w8a8|all
 set -uo pipefail
 what="${1:-all}"
 OUT="${OUT:-$PWD/out}"
@@ -70,6 +70,20 @@ if [[ $what == serve || $what == all ]]; then
   done
   kill -INT $spid; wait $spid
   summary+=("serve exit: $?")
+fi
+if [[ $what == w8a8 ]]; then
+  # W8A8 GEMMs beside bf16 (decode and prefill shapes of Qwen3-32B), then the Qwen3-8B decode
+  # step with 16-bit, W8A8 and W8A8_DYNAMIC linears (dummy weights, C8 KV).
+  /tmp/c8/backend_cuda_tests --gtest_filter='CudaQuantLinear*' > "$OUT/w8a8_tests.log" 2>&1
+  summary+=("w8a8 tests: rc=$? $(grep -c '^\[       OK \]' "$OUT/w8a8_tests.log") ok")
+  grep -E "w8a8-bench|Failure|differ" "$OUT/w8a8_tests.log" | head -40
+  for q in none w8a8 w8a8_dynamic; do
+    timeout 240 /tmp/c8/c8 bench latency -m configs/qwen3-8b --load-format dummy --device cuda \
+      --quantization $q --kv-cache-dtype int8 --kv-cache-memory 40 --max-model-len 4200 \
+      --batch-size 64 --input-len 4096 --output-len 64 --num-iters 1 --num-iters-warmup 1 \
+      --max-num-batched-tokens 16384 > "$OUT/latency_$q.log" 2>&1
+    summary+=("latency $q: rc=$? $(grep -iE 'decode|error' "$OUT/latency_$q.log" | tail -2 | tr '\n' ' ')")
+  done
 fi
 echo "================ summary ================"
 printf '%s\n' "${summary[@]}"

@@ -65,19 +65,20 @@ TEST_F(WeightQuantization, StaticCheckpointFollowsTheFormulasAndLoads) {
   CalibrationOptions co;
   co.seq_len = 64;
   const auto calib = Tokens(c.vocab_size, 256, 1);
-  auto ranges = CalibrateActivations(*src, calib, co);
-  ASSERT_TRUE(ranges.ok()) << ranges.message();
-  ASSERT_EQ(ranges->size(), static_cast<size_t>(7 * c.num_layers));
-  const ActivationRange& rq = (*ranges)["model.layers.0.self_attn.q_proj"];
-  const ActivationRange& rk = (*ranges)["model.layers.0.self_attn.k_proj"];
-  EXPECT_EQ(rq.lo, rk.lo);  // q, k, v read the same activation
-  EXPECT_LT(rq.lo, 0.0f);
-  EXPECT_GT(rq.hi, 0.0f);
+  auto stats = CalibrateActivations(*src, calib, co);
+  ASSERT_TRUE(stats.ok()) << stats.message();
+  ASSERT_EQ(stats->layers.size(), static_cast<size_t>(c.num_layers));
   auto ws = WeightStore::Open(kSrc);
   ASSERT_TRUE(ws.ok());
   ModelSlimWriteOptions wo;
   wo.scheme = "W8A8";
-  wo.ranges = *ranges;
+  ASSERT_TRUE(PlanQuantization(*stats, *ws, c, /*alpha=*/0.0f, &wo).ok());  // no smoothing here
+  ASSERT_EQ(wo.ranges.size(), static_cast<size_t>(7 * c.num_layers));
+  const ActivationRange rq = wo.ranges["model.layers.0.self_attn.q_proj"];
+  const ActivationRange rk = wo.ranges["model.layers.0.self_attn.k_proj"];
+  EXPECT_EQ(rq.lo, rk.lo);  // q, k, v read the same activation
+  EXPECT_LT(rq.lo, 0.0f);
+  EXPECT_GT(rq.hi, 0.0f);
   ASSERT_TRUE(WriteModelSlimCheckpoint(kSrc, out_.string(), c, *ws, wo).ok());
 
   // Layout and formulas.
@@ -143,6 +144,50 @@ TEST_F(WeightQuantization, StaticCheckpointFollowsTheFormulasAndLoads) {
               r->ppl_test, r->ppl_ref, r->mean_kl, r->top1_agreement);
   EXPECT_LT(r->mean_kl, 0.05);
   EXPECT_GT(r->top1_agreement, 0.8);
+}
+
+TEST_F(WeightQuantization, SmoothingIsFoldedWithoutChangingTheFunction) {
+  // With smoothing (alpha 0.5) the float function is unchanged: the scales divide the norm
+  // weights and v_proj / up_proj rows and multiply the reading columns. A W8A8 checkpoint of it
+  // still tracks the 16-bit model, and no worse than without smoothing.
+  auto src = Load(kSrc);
+  ASSERT_TRUE(src);
+  const ModelConfig c = src->executor->config();
+  CalibrationOptions co;
+  co.seq_len = 64;
+  auto stats = CalibrateActivations(*src, Tokens(c.vocab_size, 256, 1), co);
+  ASSERT_TRUE(stats.ok());
+  auto ws = WeightStore::Open(kSrc);
+  ASSERT_TRUE(ws.ok());
+  auto layers_ref = ResolveKvLayers(kSrc, c, "fp32");
+  ASSERT_TRUE(layers_ref.ok());
+  double kl[2];
+  for (int smooth = 0; smooth < 2; ++smooth) {
+    ModelSlimWriteOptions wo;
+    wo.scheme = "W8A8";
+    wo.overwrite = true;
+    ASSERT_TRUE(PlanQuantization(*stats, *ws, c, smooth ? 0.5f : 0.0f, &wo).ok());
+    if (smooth) {
+      EXPECT_EQ(wo.overrides.count("model.layers.0.input_layernorm.weight"), 1u);
+      EXPECT_EQ(wo.row_scale["model.layers.1.self_attn.v_proj"].size(),
+                static_cast<size_t>(c.num_kv_heads * c.head_dim));
+    }
+    fs::remove_all(out_);
+    ASSERT_TRUE(WriteModelSlimCheckpoint(kSrc, out_.string(), c, *ws, wo).ok());
+    auto m = Load(out_.string());
+    ASSERT_TRUE(m);
+    auto layers_q = ResolveKvLayers(out_.string(), c, "fp32");
+    KvEvalOptions eo;
+    eo.window = 64;
+    eo.parallel = 4;
+    auto r = EvaluateModels(*src->executor, *layers_ref, *m->executor, *layers_q,
+                            Tokens(c.vocab_size, 256, 2), eo);
+    ASSERT_TRUE(r.ok()) << r.message();
+    kl[smooth] = r->mean_kl;
+    std::printf("qwen2-tiny W8A8 %s smoothing: mean KL %.3g, top-1 %.3f\n",
+                smooth ? "with" : "without", r->mean_kl, r->top1_agreement);
+  }
+  EXPECT_LT(kl[1], 0.05);
 }
 
 TEST_F(WeightQuantization, DynamicAndC8CheckpointsLoad) {

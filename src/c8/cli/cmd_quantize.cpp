@@ -16,6 +16,7 @@ Runner RegisterQuantize(CLI::App& app) {
     std::string out, scheme = "w8a8", kv = "none";
     int64_t seq_len = 512;
     bool symmetric_kv = false;
+    float smooth_alpha = 0.8f;
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand(
@@ -33,6 +34,11 @@ Runner RegisterQuantize(CLI::App& app) {
       ->check(CLI::IsMember({"none", "c8"}))
       ->capture_default_str();
   sub->add_flag("--symmetric-kv", a->symmetric_kv, "Symmetric C8 scales (offset 0)");
+  sub->add_option("--smooth-alpha", a->smooth_alpha,
+                  "SmoothQuant migration strength in [0, 1] (0: no smoothing); the scales are "
+                  "folded into the norm weights and the v_proj / up_proj rows")
+      ->check(CLI::Range(0.0f, 1.0f))
+      ->capture_default_str();
   sub->add_option("--seq-len", a->seq_len, "Tokens per calibration sequence")
       ->capture_default_str();
   return [a, sub]() {
@@ -47,18 +53,21 @@ Runner RegisterQuantize(CLI::App& app) {
     co.symmetric = a->symmetric_kv;
     co.progress = StderrProgress();
     ModelConfig config;
+    ActivationStats stats;
     {
       auto job = LoadTextJob(a->job, "bf16", a->seq_len);
       if (!job.ok()) return fail(job.message());
       config = job->bundle->executor->config();
-      if (wo.scheme == "W8A8") {
-        auto ranges = CalibrateActivations(*job->bundle, job->tokens, co);
-        if (!ranges.ok()) return fail(ranges.message());
-        wo.ranges = std::move(ranges).value();
-      }
+      auto s = CalibrateActivations(*job->bundle, job->tokens, co);
+      if (!s.ok()) return fail(s.message());
+      stats = std::move(s).value();
     }
     auto ws = WeightStore::Open(a->job.model);
     if (!ws.ok()) return fail(ws.message());
+    if (Status st = PlanQuantization(stats, *ws, config, a->smooth_alpha, &wo); !st.ok()) {
+      return fail(st.message());
+    }
+    wo.metadata["c8_smooth_alpha"] = std::to_string(a->smooth_alpha);
     std::fprintf(stderr, "c8 quantize: writing %s (%s)\n", a->out.c_str(), wo.scheme.c_str());
     if (Status st = WriteModelSlimCheckpoint(a->job.model, a->out, config, *ws, wo); !st.ok()) {
       return fail(st.message());

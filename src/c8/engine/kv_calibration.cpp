@@ -63,6 +63,32 @@ C8LayerScales ScalesFromRange(const std::vector<float>& k_min, const std::vector
   return s;
 }
 
+Status PrefillForCalibration(Executor& ex, const std::vector<int32_t>& tokens, int64_t seq_len,
+                             const ProgressFn& progress, const std::string& label) {
+  const int64_t bs = ex.kv_spec().block_size;
+  const int64_t num_seqs = (static_cast<int64_t>(tokens.size()) + seq_len - 1) / seq_len;
+  for (int64_t s = 0; s < num_seqs; ++s) {
+    const int64_t begin = s * seq_len;
+    const int64_t n = std::min<int64_t>(seq_len, static_cast<int64_t>(tokens.size()) - begin);
+    ForwardBatch b;
+    for (int64_t i = 0; i < n; ++i) {
+      b.token_ids.push_back(tokens[begin + i]);
+      b.positions.push_back(static_cast<int32_t>(i));
+      b.slot_mapping.push_back(static_cast<int32_t>(bs + i));  // blocks 1.. (0 is null)
+    }
+    b.query_start = {0, static_cast<int32_t>(n)};
+    b.num_cached = {0};
+    b.max_blocks_per_seq = static_cast<int32_t>((n + bs - 1) / bs);
+    for (int32_t i = 0; i < b.max_blocks_per_seq; ++i) b.block_tables.push_back(1 + i);
+    C8_RETURN_IF_ERROR(ex.RunOnAll([&](Worker& w) {
+      std::vector<float> logits;
+      return w.ForwardHost(b, w.cache(), &logits);
+    }));
+    if (progress) progress(s + 1, num_seqs, label);
+  }
+  return Status::Ok();
+}
+
 Result<std::vector<C8LayerScales>> CalibrateKv(ModelBundle& bundle,
                                                const std::vector<int32_t>& all_tokens,
                                                const CalibrationOptions& o,
@@ -94,27 +120,7 @@ Result<std::vector<C8LayerScales>> CalibrateKv(ModelBundle& bundle,
     });
     return Status::Ok();
   }));
-  const int64_t num_seqs = (static_cast<int64_t>(tokens.size()) + seq_len - 1) / seq_len;
-  Status st;
-  for (int64_t s = 0; s < num_seqs && st.ok(); ++s) {
-    const int64_t begin = s * seq_len;
-    const int64_t n = std::min<int64_t>(seq_len, static_cast<int64_t>(tokens.size()) - begin);
-    ForwardBatch b;
-    for (int64_t i = 0; i < n; ++i) {
-      b.token_ids.push_back(tokens[begin + i]);
-      b.positions.push_back(static_cast<int32_t>(i));
-      b.slot_mapping.push_back(static_cast<int32_t>(bs + i));  // blocks 1.. (0 is null)
-    }
-    b.query_start = {0, static_cast<int32_t>(n)};
-    b.num_cached = {0};
-    b.max_blocks_per_seq = static_cast<int32_t>((n + bs - 1) / bs);
-    for (int32_t i = 0; i < b.max_blocks_per_seq; ++i) b.block_tables.push_back(1 + i);
-    st = ex.RunOnAll([&](Worker& w) {
-      std::vector<float> logits;
-      return w.ForwardHost(b, w.cache(), &logits);
-    });
-    if (o.progress) o.progress(s + 1, num_seqs, "calibrating");
-  }
+  Status st = PrefillForCalibration(ex, tokens, seq_len, o.progress, "calibrating");
   // The observers point into this frame: always removed, also after a failed step.
   ex.CleanupOnAll([](Worker& w) { w.model().SetKvObserver(nullptr); });
   C8_RETURN_IF_ERROR(st);

@@ -31,6 +31,12 @@ struct CalibrationOptions {
   ProgressFn progress;
 };
 
+// Prefills `tokens` as independent sequences of `seq_len` tokens (the last one shorter) through
+// every rank's own cache (blocks 1..), logits discarded, for calibration observers; reports
+// progress per sequence under `label`. Stops at the first failing sequence.
+Status PrefillForCalibration(Executor& ex, const std::vector<int32_t>& tokens, int64_t seq_len,
+                             const ProgressFn& progress, const std::string& label);
+
 // Runs the model over `tokens` (split into sequences of seq_len) and returns per-layer scales.
 Result<std::vector<C8LayerScales>> CalibrateKv(ModelBundle& bundle,
                                                const std::vector<int32_t>& tokens,

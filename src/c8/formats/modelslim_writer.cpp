@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <list>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -39,9 +40,10 @@ std::optional<SafetensorsDtype> FloatDtype(DType d) {
 // One output tensor: its spec and how to produce its bytes.
 struct Out {
   SafetensorsTensorSpec spec;
-  std::string type;                    // description entry
-  std::string linear;                  // quantized linear it belongs to ("" = copied as is)
-  const TensorView* source = nullptr;  // copied tensor
+  std::string type;                            // description entry
+  std::string linear;                          // quantized linear it belongs to ("" = copied as is)
+  const TensorView* source = nullptr;          // copied tensor
+  const std::vector<float>* values = nullptr;  // replaced FLOAT tensor (F32)
 };
 
 // The quantized tensors of one linear, computed once for all of its companions.
@@ -52,14 +54,34 @@ struct QuantLinear {
   std::vector<int32_t> quant_bias;
 };
 
+const std::vector<float>* Find(const std::map<std::string, std::vector<float>>& m,
+                               const std::string& key) {
+  auto it = m.find(key);
+  return it == m.end() ? nullptr : &it->second;
+}
+
 Result<QuantLinear> Quantize(const WeightStore& src, const std::string& prefix, bool dynamic,
-                             const ActivationRange* range, bool fp16_model) {
+                             const ActivationRange* range, bool fp16_model,
+                             const ModelSlimWriteOptions& o) {
   QuantLinear q;
   C8_ASSIGN_OR_RETURN(const TensorView* wv, src.Get(prefix + ".weight"));
   if (wv->shape.size() != 2) return Error(wv->file + ": " + prefix + ".weight is not 2-D");
   std::vector<float> w;
   C8_RETURN_IF_ERROR(TensorToF32(*wv, w));
   const int64_t N = wv->shape[0], K = wv->shape[1];
+  const std::vector<float>* cs = Find(o.column_scale, prefix);
+  const std::vector<float>* rs = Find(o.row_scale, prefix);
+  if ((cs && static_cast<int64_t>(cs->size()) != K) ||
+      (rs && static_cast<int64_t>(rs->size()) != N)) {
+    return Error("quantize: smoothing scales of " + prefix + " do not match its shape");
+  }
+  if (cs || rs) {
+    for (int64_t n = 0; n < N; ++n) {
+      for (int64_t k = 0; k < K; ++k) {
+        w[n * K + k] *= (cs ? (*cs)[k] : 1.0f) * (rs ? (*rs)[n] : 1.0f);
+      }
+    }
+  }
   q.w.resize(static_cast<size_t>(N * K));
   q.weight_scale.resize(static_cast<size_t>(N));
   for (int64_t n = 0; n < N; ++n) {
@@ -86,6 +108,9 @@ Result<QuantLinear> Quantize(const WeightStore& src, const std::string& prefix, 
   if (src.Has(prefix + ".bias")) {
     C8_ASSIGN_OR_RETURN(const TensorView* bv, src.Get(prefix + ".bias", {N}));
     C8_RETURN_IF_ERROR(TensorToF32(*bv, bias));
+    if (rs) {
+      for (int64_t n = 0; n < N; ++n) bias[n] *= (*rs)[n];
+    }
   }
   q.deq_f32.resize(static_cast<size_t>(N));
   q.quant_bias.resize(static_cast<size_t>(N));
@@ -137,6 +162,7 @@ Status WriteModelSlimCheckpoint(const std::string& src_dir, const std::string& o
     for (const std::string& n : QuantizedLinearNames(l)) linears.insert(n);
   }
   std::vector<Out> plan;
+  std::list<std::vector<float>> overridden_;  // smoothed biases (stable addresses)
   for (const auto& [name, tv] : src.tensors()) {
     const std::string prefix = name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0
                                    ? name.substr(0, name.size() - 7)
@@ -178,6 +204,28 @@ Status WriteModelSlimCheckpoint(const std::string& src_dir, const std::string& o
         name.find("kv_cache_offset") != std::string::npos) {
       continue;  // replaced by the new C8 tensors (or dropped)
     }
+    // A smoothed bias (row_scale of its linear) or an overridden tensor is written as F32.
+    if (const std::vector<float>* rs =
+            name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0
+                ? Find(o.row_scale, name.substr(0, name.size() - 5))
+                : nullptr) {
+      std::vector<float> b;
+      C8_RETURN_IF_ERROR(TensorToF32(tv, b));
+      if (b.size() != rs->size()) return Error("quantize: smoothing scales of " + name);
+      for (size_t i = 0; i < b.size(); ++i) b[i] *= (*rs)[i];
+      overridden_.push_back(std::move(b));
+      plan.push_back({{name, SafetensorsDtype::kF32, tv.shape}, "FLOAT", "", nullptr});
+      plan.back().values = &overridden_.back();
+      continue;
+    }
+    if (const std::vector<float>* ov = Find(o.overrides, name)) {
+      if (static_cast<int64_t>(ov->size()) != tv.numel()) {
+        return Error("quantize: replacement of " + name + " has the wrong size");
+      }
+      plan.push_back({{name, SafetensorsDtype::kF32, tv.shape}, "FLOAT", "", nullptr});
+      plan.back().values = ov;
+      continue;
+    }
     auto dt = FloatDtype(tv.dtype);
     if (!dt) {
       return Error(tv.file + ": tensor '" + name + "' is " + std::string(DTypeName(tv.dtype)) +
@@ -213,6 +261,10 @@ Status WriteModelSlimCheckpoint(const std::string& src_dir, const std::string& o
       C8_RETURN_IF_ERROR(w.WriteTensor(name, p.source->data, p.source->nbytes));
       continue;
     }
+    if (p.values != nullptr) {
+      C8_RETURN_IF_ERROR(w.WriteTensor(name, p.values->data(), p.values->size() * 4));
+      continue;
+    }
     if (p.type == "C8") {
       const size_t layer = std::stoul(name.substr(13, name.find('.', 13) - 13));
       const C8LayerScales& s = o.kv_scales[layer];
@@ -226,7 +278,7 @@ Status WriteModelSlimCheckpoint(const std::string& src_dir, const std::string& o
     if (p.linear != current) {
       auto it = o.ranges.find(p.linear);
       C8_ASSIGN_OR_RETURN(q, Quantize(src, p.linear, dynamic,
-                                      it == o.ranges.end() ? nullptr : &it->second, fp16_model));
+                                      it == o.ranges.end() ? nullptr : &it->second, fp16_model, o));
       current = p.linear;
     }
     const std::string suffix = name.substr(p.linear.size() + 1);

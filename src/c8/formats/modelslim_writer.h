@@ -5,6 +5,10 @@
 // of the source (config, tokenizer, generation config) copied. Optionally the C8 KV-cache
 // tensors (kv_cache_type C8), which makes it a W8A8C8 checkpoint.
 //
+// Smoothing (optional, options.column_scale / row_scale / overrides) is applied to the float
+// weights first; the checkpoint stays an ordinary ModelSlim one (the scales live in the norm
+// weights, v_proj and up_proj rows, as anti-outlier smoothing leaves them).
+//
 // W8A8 (static) per linear: weight I8 (out, in); input_scale, input_offset F32 (1) from the
 // calibrated input range [lo, hi] (lo <= 0 <= hi): scale = (hi - lo) / 255, offset = -128 -
 // round(lo / scale) (asymmetric min/max); deq_scale (out) = input_scale * weight_scale, F32 for
@@ -33,6 +37,11 @@ struct ModelSlimWriteOptions {
   std::string scheme;  // "W8A8" or "W8A8_DYNAMIC"
   // W8A8: the input range of every linear, by its prefix ("model.layers.0.self_attn.q_proj").
   std::map<std::string, ActivationRange> ranges;
+  // SmoothQuant (migrating activation outliers into the weights, applied before quantizing):
+  // W[n, k] *= column_scale[prefix][k]; W[n, :] *= row_scale[prefix][n] (its bias too);
+  // `overrides` replace FLOAT tensors (e.g. norm weights divided by the smoothing scales),
+  // written as F32.
+  std::map<std::string, std::vector<float>> column_scale, row_scale, overrides;
   // Per-layer C8 KV scales (empty: no C8 KV cache).
   std::vector<C8LayerScales> kv_scales;
   std::map<std::string, std::string> metadata;  // safetensors __metadata__

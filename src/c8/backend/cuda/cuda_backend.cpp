@@ -321,18 +321,12 @@ void CudaBackend::QuantLinear(const Tensor& x, const LinearWeight& lw, const Ten
   auto align = [](size_t n) { return (n + 255) / 256 * 256; };
   const size_t b_q = align(static_cast<size_t>(T * K)), b_s = align(static_cast<size_t>(T) * 4);
   const size_t need = b_q + b_s + static_cast<size_t>(T * N) * 4;
-  if (need > s_->qlinear_bytes) {
-    if (s_->capturing) return s_->Fail("Linear: the W8A8 buffer would grow during graph capture");
-    ++s_->graph_epoch;  // graphs captured so far point at the old buffer
-    if (s_->qlinear_buf) {
-      s_->Check(cudaStreamSynchronize(s_->stream), "synchronize before W8A8 buffer growth");
-      cudaFree(s_->qlinear_buf);
-    }
-    s_->qlinear_buf = nullptr;
-    s_->qlinear_bytes = 0;
+  {
     ScopedDevice on(s_->device);
-    if (!s_->Check(cudaMalloc(&s_->qlinear_buf, need + need / 4), "W8A8 buffer")) return;
-    s_->qlinear_bytes = need + need / 4;
+    if (!s_->Grow(&s_->qlinear_buf, &s_->qlinear_bytes, need, need + need / 4,
+                  "Linear: the W8A8 buffer")) {
+      return;
+    }
   }
   char* buf = static_cast<char*>(s_->qlinear_buf);
   auto* xq = reinterpret_cast<int8_t*>(buf);
@@ -448,22 +442,12 @@ void CudaBackend::Attention(const Tensor& qkv, const AttentionMeta& meta, const 
     if (*done) return;
   }
   const size_t need = cuda::PagedAttentionWorkspaceBytes(*plan, meta, shape, cache.dtype);
-  if (need > s_->workspace_bytes) {
-    if (s_->capturing) {
-      return s_->Fail("Attention: the split-KV workspace would grow during graph capture");
-    }
-    ++s_->graph_epoch;  // graphs captured so far point at the old workspace
-    if (s_->workspace) {
-      s_->Check(cudaStreamSynchronize(s_->stream), "synchronize before workspace growth");
-      cudaFree(s_->workspace);
-    }
-    s_->workspace = nullptr;
-    s_->workspace_bytes = 0;
-    // Headroom (and at least 64 MiB, which also covers any prefill split) so that graphs of
-    // larger batches rarely force a regrowth, which invalidates every captured graph.
-    const size_t want = std::max<size_t>(need * 2, size_t(64) << 20);
-    if (!s_->Check(cudaMalloc(&s_->workspace, want), "attention workspace")) return;
-    s_->workspace_bytes = want;
+  // Headroom (and at least 64 MiB, which also covers any prefill split) so that graphs of
+  // larger batches rarely force a regrowth, which invalidates every captured graph.
+  if (!s_->Grow(&s_->workspace, &s_->workspace_bytes, need,
+                std::max<size_t>(need * 2, size_t(64) << 20),
+                "Attention: the split-KV workspace")) {
+    return;
   }
   cuda::LaunchPagedAttention(s_->ctx, *plan, Bf16Ptr(qkv), meta, cache, shape, Bf16Ptr(out),
                              s_->workspace, s_->stream);

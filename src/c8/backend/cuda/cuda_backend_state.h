@@ -87,6 +87,26 @@ struct CudaBackendState {
   void Fail(const std::string& msg) {
     if (error.ok()) error = Error("cuda backend: " + msg);
   }
+  // Stream-ordered scratch that grows on demand to at least `need` bytes (allocating `want`):
+  // never during graph capture (an error: the capture fails and the step runs eagerly); a
+  // growth bumps graph_epoch since captured graphs point at the old buffer. False on failure.
+  bool Grow(void** buf, size_t* bytes, size_t need, size_t want, const char* what) {
+    if (need <= *bytes) return true;
+    if (capturing) {
+      Fail(std::string(what) + " would grow during graph capture");
+      return false;
+    }
+    ++graph_epoch;
+    if (*buf) {
+      Check(cudaStreamSynchronize(stream), "synchronize before a scratch buffer grows");
+      cudaFree(*buf);
+    }
+    *buf = nullptr;
+    *bytes = 0;
+    if (!Check(cudaMalloc(buf, want), what)) return false;
+    *bytes = want;
+    return true;
+  }
   // Catches launch-configuration errors of the kernel just queued.
   void CheckLaunch(const char* what) { Check(cudaGetLastError(), what); }
 };
