@@ -63,6 +63,21 @@ C8LayerScales ScalesFromRange(const std::vector<float>& k_min, const std::vector
   return s;
 }
 
+Result<CalibrationText> PrepareCalibration(Executor& ex, const std::vector<int32_t>& tokens,
+                                           const CalibrationOptions& o) {
+  CalibrationText t;
+  t.tokens = tokens;
+  if (o.max_tokens > 0 && static_cast<int64_t>(t.tokens.size()) > o.max_tokens) {
+    t.tokens.resize(o.max_tokens);
+  }
+  if (t.tokens.empty()) return Error("calibration text produced no tokens");
+  t.seq_len = std::min<int64_t>(o.seq_len, ex.max_model_len());
+  if (ex.kv_spec().num_blocks * ex.kv_spec().block_size < t.seq_len) {
+    return Error("KV cache too small for --seq-len " + std::to_string(t.seq_len));
+  }
+  return t;
+}
+
 Status PrefillForCalibration(Executor& ex, const std::vector<int32_t>& tokens, int64_t seq_len,
                              const ProgressFn& progress, const std::string& label) {
   const int64_t bs = ex.kv_spec().block_size;
@@ -97,16 +112,9 @@ Result<std::vector<C8LayerScales>> CalibrateKv(ModelBundle& bundle,
   const ModelConfig& c = ex.config();
   const int64_t D = c.head_dim;
   const int64_t channels = c.num_kv_heads * D;
-  std::vector<int32_t> tokens = all_tokens;
-  if (o.max_tokens > 0 && static_cast<int64_t>(tokens.size()) > o.max_tokens) {
-    tokens.resize(o.max_tokens);
-  }
-  if (tokens.empty()) return Error("calibration text produced no tokens");
-  const int64_t seq_len = std::min<int64_t>(o.seq_len, ex.max_model_len());
-  const int64_t bs = ex.kv_spec().block_size;
-  if (ex.kv_spec().num_blocks * bs < seq_len) {
-    return Error("KV cache too small for --seq-len " + std::to_string(seq_len));
-  }
+  C8_ASSIGN_OR_RETURN(CalibrationText text, PrepareCalibration(ex, all_tokens, o));
+  const std::vector<int32_t>& tokens = text.tokens;
+  const int64_t seq_len = text.seq_len;
   // Each rank observes its own KV heads (channels [kv_head_begin * D, ...)) into its own
   // statistics; they are merged by channel afterwards (replicated heads agree).
   const int N = ex.tensor_parallel_size();

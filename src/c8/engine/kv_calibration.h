@@ -31,6 +31,15 @@ struct CalibrationOptions {
   ProgressFn progress;
 };
 
+// The calibration text cut to options.max_tokens and the sequence length (options.seq_len, at
+// most max_model_len); errors when the text is empty or one sequence does not fit the cache.
+struct CalibrationText {
+  std::vector<int32_t> tokens;
+  int64_t seq_len = 0;
+};
+Result<CalibrationText> PrepareCalibration(Executor& ex, const std::vector<int32_t>& tokens,
+                                           const CalibrationOptions& options);
+
 // Prefills `tokens` as independent sequences of `seq_len` tokens (the last one shorter) through
 // every rank's own cache (blocks 1..), logits discarded, for calibration observers; reports
 // progress per sequence under `label`. Stops at the first failing sequence.

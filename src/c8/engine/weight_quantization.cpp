@@ -13,16 +13,9 @@ Result<ActivationStats> CalibrateActivations(ModelBundle& bundle,
     return Error("activation calibration runs on one rank (--tensor-parallel-size 1)");
   }
   const ModelConfig& c = ex.config();
-  std::vector<int32_t> tokens = all_tokens;
-  if (o.max_tokens > 0 && static_cast<int64_t>(tokens.size()) > o.max_tokens) {
-    tokens.resize(o.max_tokens);
-  }
-  if (tokens.empty()) return Error("calibration text produced no tokens");
-  const int64_t seq_len = std::min<int64_t>(o.seq_len, ex.max_model_len());
-  const int64_t bs = ex.kv_spec().block_size;
-  if (ex.kv_spec().num_blocks * bs < seq_len) {
-    return Error("KV cache too small for --seq-len " + std::to_string(seq_len));
-  }
+  C8_ASSIGN_OR_RETURN(CalibrationText text, PrepareCalibration(ex, all_tokens, o));
+  const std::vector<int32_t>& tokens = text.tokens;
+  const int64_t seq_len = text.seq_len;
   ActivationStats stats;
   stats.layers.resize(static_cast<size_t>(c.num_layers));
   Worker& w = ex.worker(0);

@@ -3,26 +3,15 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "c8/backend/cuda/cuda_bf16.cuh"
 #include "c8/backend/cuda/cuda_kernels.h"
 
 namespace c8::cuda {
 
 namespace {
 
-__device__ __forceinline__ float Bf(uint16_t h) {
-  return __uint_as_float(uint32_t(h) << 16);
-}
-__device__ __forceinline__ uint16_t ToBf(float f) {
-  return __bfloat16_as_ushort(__float2bfloat16_rn(f));
-}
-
 __device__ __forceinline__ float LoadW(const void* w, bool f32, int64_t i) {
   return f32 ? static_cast<const float*>(w)[i] : Bf(static_cast<const uint16_t*>(w)[i]);
-}
-
-int GridFor(int64_t n, int block) {
-  int64_t g = (n + block - 1) / block;
-  return static_cast<int>(g < 65535 * 32 ? (g < 1 ? 1 : g) : 65535 * 32);
 }
 
 __global__ void ConvertKernel(const void* src, int kind, int64_t n, uint16_t* dst) {

@@ -3,15 +3,12 @@
 // q = clamp(round_half_even(x / scale + offset), -128, 127), exactly as c8_quant.h).
 #include <cuda_bf16.h>
 
+#include "c8/backend/cuda/cuda_bf16.cuh"
 #include "c8/backend/cuda/cuda_kernels.h"
 
 namespace c8::cuda {
 
 namespace {
-
-__device__ __forceinline__ float Bf(uint16_t h) {
-  return __uint_as_float(uint32_t(h) << 16);
-}
 
 __device__ __forceinline__ int8_t QuantizeC8(float x, float scale, float offset) {
   float r = rintf(__fdiv_rn(x, scale) + offset);  // rintf: round half to even

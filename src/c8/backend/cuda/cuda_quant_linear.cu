@@ -6,18 +6,13 @@
 // activations and the same outputs up to the final bf16 rounding.
 #include <cuda_bf16.h>
 
+#include "c8/backend/cuda/cuda_bf16.cuh"
 #include "c8/backend/cuda/cuda_kernels.h"
 
 namespace c8::cuda {
 
 namespace {
 
-__device__ __forceinline__ float Bf(uint16_t h) {
-  return __uint_as_float(uint32_t(h) << 16);
-}
-__device__ __forceinline__ uint16_t ToBf(float f) {
-  return __bfloat16_as_ushort(__float2bfloat16_rn(f));
-}
 __device__ __forceinline__ int8_t Quant(float x, float inv, float offset) {
   float q = rintf(__fadd_rn(__fmul_rn(x, inv), offset));  // round half to even
   q = fminf(fmaxf(q, -128.0f), 127.0f);
@@ -86,11 +81,6 @@ __global__ void DequantKernel(const int32_t* acc, int64_t T, int64_t N, const fl
       static_cast<uint16_t*>(y)[i] = ToBf(v);
     }
   }
-}
-
-int GridFor(int64_t n, int block) {
-  int64_t g = (n + block - 1) / block;
-  return static_cast<int>(g < 65535 * 32 ? (g < 1 ? 1 : g) : 65535 * 32);
 }
 
 }  // namespace

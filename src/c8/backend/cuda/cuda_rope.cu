@@ -1,18 +1,13 @@
 // Per-head RMSNorm of q and k (optional) followed by rotate-half RoPE, in place on qkv.
 #include <cuda_bf16.h>
 
+#include "c8/backend/cuda/cuda_bf16.cuh"
 #include "c8/backend/cuda/cuda_kernels.h"
 
 namespace c8::cuda {
 
 namespace {
 
-__device__ __forceinline__ float Bf(uint16_t h) {
-  return __uint_as_float(uint32_t(h) << 16);
-}
-__device__ __forceinline__ uint16_t ToBf(float f) {
-  return __bfloat16_as_ushort(__float2bfloat16_rn(f));
-}
 __device__ __forceinline__ float LoadW(const void* w, bool f32, int i) {
   return f32 ? static_cast<const float*>(w)[i] : Bf(static_cast<const uint16_t*>(w)[i]);
 }

@@ -216,8 +216,7 @@ __device__ float RadixThreshold(const RowState& st, int64_t V, bool by_mass, dou
 __global__ void __launch_bounds__(kThreads)
     SampleRowsKernel(const float* __restrict__ logits, int64_t V, const SampleRowArgs* rows,
                      const PenaltyToken* penalty, const int32_t* masked,
-                     const uint32_t* __restrict__ allowed, float* work,
-                     SampleRowResult* out) {
+                     const uint32_t* __restrict__ allowed, float* work, SampleRowResult* out) {
   __shared__ Shared s;
   const SampleRowArgs a = rows[blockIdx.x];
   SampleRowResult* res = out + blockIdx.x;
@@ -386,9 +385,8 @@ __global__ void __launch_bounds__(kThreads)
 }  // namespace
 
 void LaunchSampleRows(const float* logits, int64_t V, int32_t R, const SampleRowArgs* rows,
-                      const PenaltyToken* penalty, const int32_t* masked,
-                      const uint32_t* allowed, float* work, SampleRowResult* out,
-                      cudaStream_t stream) {
+                      const PenaltyToken* penalty, const int32_t* masked, const uint32_t* allowed,
+                      float* work, SampleRowResult* out, cudaStream_t stream) {
   if (R <= 0) return;
   SampleRowsKernel<<<R, kThreads, 0, stream>>>(logits, V, rows, penalty, masked, allowed, work,
                                                out);
