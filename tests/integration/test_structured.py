@@ -102,6 +102,7 @@ def test_json_object_choice_regex_grammar(client):
     ({"guided_grammar": "root ::= nothing_defined"}, "guided_grammar"),
     ({"guided_regex": "a", "guided_choice": ["a"]}, "guided_choice"),
     ({"structured_outputs": {"structural_tag": "x"}}, "structured_outputs.structural_tag"),
+    ({"guided_choice": ["yes", "no"], "min_tokens": 4}, "min_tokens"),
     ({"tools": [{"type": "function", "function": {"name": "f"}}],
       "tool_choice": {"type": "function", "function": {"name": "g"}}}, "tool_choice"),
 ])

@@ -125,7 +125,9 @@ TEST_F(StructuredOutputTest, JsonObjectIsAnObject) {
   const int32_t bracket = Get().tok->TokenToId("[");
   ASSERT_GE(brace, 0);
   EXPECT_TRUE((words[brace >> 5] >> (brace & 31)) & 1u);
-  if (bracket >= 0) EXPECT_FALSE((words[bracket >> 5] >> (bracket & 31)) & 1u);
+  if (bracket >= 0) {
+    EXPECT_FALSE((words[bracket >> 5] >> (bracket & 31)) & 1u);
+  }
   EXPECT_FALSE((words[Get().eos >> 5] >> (Get().eos & 31)) & 1u);  // no empty output
   // "{}" then EOS is a complete answer.
   const int32_t close = Get().tok->TokenToId("}");

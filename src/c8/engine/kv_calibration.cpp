@@ -72,7 +72,8 @@ Result<CalibrationText> PrepareCalibration(Executor& ex, const std::vector<int32
   }
   if (t.tokens.empty()) return Error("calibration text produced no tokens");
   t.seq_len = std::min<int64_t>(o.seq_len, ex.max_model_len());
-  if (ex.kv_spec().num_blocks * ex.kv_spec().block_size < t.seq_len) {
+  // Blocks 1.. hold a sequence (block 0 is the null block).
+  if ((ex.kv_spec().num_blocks - 1) * ex.kv_spec().block_size < t.seq_len) {
     return Error("KV cache too small for --seq-len " + std::to_string(t.seq_len));
   }
   return t;

@@ -54,7 +54,7 @@ Status LlmEngine::AddRequest(EngineRequest er) {
       std::min<int64_t>(max_len, usable_tokens) - static_cast<int64_t>(r->prompt.size());
   r->stop = std::make_unique<StopChecker>(r->params, bundle_.defaults.eos_token_ids, room);
   if (bundle_.tokenizer) {
-    r->decoder = std::make_unique<StreamDecoder>(*bundle_.tokenizer, /*skip_special=*/true);
+    r->decoder = std::make_unique<StreamDecoder>(*bundle_.tokenizer, er.skip_special_tokens);
   } else if (!r->params.stop.empty()) {
     return Error("stop: stop strings need a tokenizer (this model has no tokenizer.json)");
   }

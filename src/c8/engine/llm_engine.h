@@ -21,6 +21,9 @@ struct EngineRequest {
   uint32_t rng_stream = 0;  // distinct per sibling of an n > 1 request
   // Structured output (a compiled grammar's matcher, one per sequence); null: unconstrained.
   std::shared_ptr<TokenConstraint> constraint;
+  // Special tokens left out of the streamed text (vLLM's skip_special_tokens); false when a
+  // tool-call parser needs tags such as <tool_call> that tokenizers declare special.
+  bool skip_special_tokens = true;
 };
 
 struct TokenOutput {

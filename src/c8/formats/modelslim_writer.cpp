@@ -120,8 +120,13 @@ Result<QuantLinear> Quantize(const WeightStore& src, const std::string& prefix, 
     int64_t rowsum = 0;
     for (int64_t k = 0; k < K; ++k) rowsum += q.w[n * K + k];
     const double b = bias.empty() ? 0.0 : bias[n];
-    q.quant_bias[n] =
-        static_cast<int32_t>(std::nearbyint(b / deq - static_cast<double>(o_x) * rowsum));
+    const double qb = std::nearbyint(b / deq - static_cast<double>(o_x) * rowsum);
+    if (!(std::fabs(qb) < 2147483647.0)) {
+      return Error("quantize: " + prefix + ": quant_bias of channel " + std::to_string(n) +
+                   " does not fit int32 (bias " + std::to_string(b) + ", deq_scale " +
+                   std::to_string(deq) + ")");
+    }
+    q.quant_bias[n] = static_cast<int32_t>(qb);
   }
   if (fp16_model) {  // the float32 bits, widened to int64 (ModelSlim's deqscale2int64)
     q.deq_i64.resize(static_cast<size_t>(N));

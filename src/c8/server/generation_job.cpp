@@ -113,6 +113,12 @@ std::variant<ApiError, std::unique_ptr<GenerationJob>> GenerationJob::Start(
   SamplingParams params = r.params;
   b.defaults.ApplyTo(params, r.explicit_fields);
   if (Status st = params.Validate(); !st.ok()) return ValidationError(st, r.kind);
+  if (structured && params.min_tokens > 0) {
+    return BadRequest(
+        "min_tokens: cannot be combined with structured output or a forced tool call (the "
+        "grammar decides where the answer ends)",
+        "min_tokens");
+  }
   const int n = params.n;
   params.n = 1;
 
@@ -139,6 +145,7 @@ std::variant<ApiError, std::unique_ptr<GenerationJob>> GenerationJob::Start(
       if (chat && r.tool_choice == ToolChoice::kAuto) {
         c.tools = std::make_unique<HermesToolStreamParser>(
             [] { return NewResponseId("chatcmpl-tool-"); });
+        er.skip_special_tokens = false;  // <tool_call> may be a special token
       }
       reqs.push_back(std::move(er));
       job->choices_.push_back(std::move(c));
@@ -341,7 +348,7 @@ void GenerationJob::ShapeToolMessage(json& choice, const Choice& c) const {
       break;
     }
     case ToolChoice::kNamed:
-      if (c.result.finish_reason == FinishReason::kLength) return;  // arguments cut short
+      // Also when cut short (finish_reason "length"), as the stream sends it.
       calls.push_back({NewResponseId("chatcmpl-tool-"), request_.tool_name, text});
       content = json();
       break;
@@ -416,6 +423,9 @@ void GenerationJob::ShapeToolDelta(json& chunk, Choice& c, const std::string& te
           calls.push_back(std::move(j));
         }
         if (!calls.empty() && ch["finish_reason"] == "stop") ch["finish_reason"] = "tool_calls";
+        // Not a complete call list (cut by max_tokens or a stop string): the text, as the
+        // non-streamed response gives it.
+        if (calls.empty()) content = c.result.text;
       }
       break;
     case ToolChoice::kNone:

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <exception>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #ifdef C8_WITH_XGRAMMAR
@@ -96,10 +97,19 @@ Result<std::shared_ptr<StructuredOutput>> StructuredOutput::Create(
   for (int64_t i = 0; i < known; ++i) {
     bytes[static_cast<size_t>(i)] = tokenizer.TokenBytes(static_cast<int32_t>(i));
   }
-  std::vector<int32_t> stops;
-  for (int32_t t : stop_token_ids) {
-    if (t >= 0 && t < vocab) stops.push_back(t);
+  if (!tokenizer.byte_level()) {
+    return Error(
+        "structured output needs a byte-level tokenizer (its tokens' bytes are what the grammar "
+        "matches); this model's tokenizer.json has another decoder");
   }
+  std::vector<int32_t> stop_ids;
+  for (int32_t t : stop_token_ids) {
+    if (t >= 0 && t < vocab) stop_ids.push_back(t);
+  }
+  // No EOS known (generation_config.json without eos_token_id): xgrammar detects the usual
+  // end tokens (</s>, <|im_end|>, <|endoftext|>, ...) itself.
+  std::optional<std::vector<int32_t>> stops;
+  if (!stop_ids.empty()) stops = stop_ids;
   try {
     xgrammar::TokenizerInfo info(bytes, xgrammar::VocabType::RAW, static_cast<int>(vocab), stops,
                                  /*add_prefix_space=*/false);

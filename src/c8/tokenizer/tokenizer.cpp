@@ -383,6 +383,10 @@ bool Tokenizer::AppendTokenBytes(int32_t id, bool skip_special, bool first,
   return true;
 }
 
+bool Tokenizer::byte_level() const {
+  return impl_->decoder == DecoderKind::kByteLevel;
+}
+
 std::string Tokenizer::TokenBytes(int32_t id) const {
   std::string out;
   AppendTokenBytes(id, /*skip_special=*/true, /*first=*/true, &out);

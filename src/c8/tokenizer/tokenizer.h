@@ -60,6 +60,9 @@ class Tokenizer {
   // space; may be part of a UTF-8 sequence); "" for special and unknown ids. Used to give a
   // grammar engine the vocabulary.
   std::string TokenBytes(int32_t id) const;
+  // Whether the decoder is byte-level (GPT-2 style): decoded text is the concatenation of the
+  // tokens' bytes.
+  bool byte_level() const;
 
  private:
   struct Impl;
