@@ -190,6 +190,32 @@ TEST_F(WeightQuantization, SmoothingIsFoldedWithoutChangingTheFunction) {
   EXPECT_LT(kl[1], 0.05);
 }
 
+TEST_F(WeightQuantization, MixedSchemeAttentionStaticMlpDynamic) {
+  auto src = Load(kSrc);
+  ASSERT_TRUE(src);
+  const ModelConfig c = src->executor->config();
+  CalibrationOptions co;
+  co.seq_len = 64;
+  auto stats = CalibrateActivations(*src, Tokens(c.vocab_size, 256, 1), co);
+  ASSERT_TRUE(stats.ok());
+  auto ws = WeightStore::Open(kSrc);
+  ASSERT_TRUE(ws.ok());
+  ModelSlimWriteOptions wo;
+  wo.scheme = "W8A8_MIX";
+  ASSERT_TRUE(PlanQuantization(*stats, *ws, c, 0.8f, &wo).ok());
+  ASSERT_TRUE(WriteModelSlimCheckpoint(kSrc, out_.string(), c, *ws, wo).ok());
+  nlohmann::json desc = nlohmann::json::parse(std::ifstream(out_ / "quant_model_description.json"));
+  EXPECT_EQ(desc["model_quant_type"], "W8A8_DYNAMIC");
+  EXPECT_EQ(desc["model.layers.0.self_attn.o_proj.deq_scale"], "W8A8");
+  EXPECT_EQ(desc["model.layers.0.mlp.down_proj.weight_scale"], "W8A8_DYNAMIC");
+  EXPECT_EQ(desc.count("model.layers.0.mlp.down_proj.deq_scale"), 0u);
+  auto m = Load(out_.string());
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->executor->worker(0).model().quant_summary(),
+            "W8A8 x" + std::to_string(4 * c.num_layers) + ", W8A8_DYNAMIC x" +
+                std::to_string(3 * c.num_layers));
+}
+
 TEST_F(WeightQuantization, DynamicAndC8CheckpointsLoad) {
   auto ws = WeightStore::Open(kSrc);
   ASSERT_TRUE(ws.ok());

@@ -27,8 +27,10 @@ Runner RegisterQuantize(CLI::App& app) {
   a->job.Add(sub, "Source model directory (16-bit Hugging Face layout)",
              "Calibration text file (UTF-8)");
   sub->add_option("--out,-o", a->out, "New model directory to create")->required();
-  sub->add_option("--scheme", a->scheme, "w8a8 (static activations) | w8a8_dynamic")
-      ->check(CLI::IsMember({"w8a8", "w8a8_dynamic"}))
+  sub->add_option("--scheme", a->scheme,
+                  "w8a8 (static activations) | w8a8_dynamic (per-token) | w8a8_mix (attention "
+                  "static, MLP dynamic: msModelSlim's DeepSeek recipe)")
+      ->check(CLI::IsMember({"w8a8", "w8a8_dynamic", "w8a8_mix"}))
       ->capture_default_str();
   sub->add_option("--kv", a->kv, "KV cache: none | c8 (calibrated on the quantized model)")
       ->check(CLI::IsMember({"none", "c8"}))
@@ -45,7 +47,9 @@ Runner RegisterQuantize(CLI::App& app) {
     if (!sub->parsed()) return kNotParsed;
     auto fail = [](const std::string& m) { return CommandError("quantize", m); };
     ModelSlimWriteOptions wo;
-    wo.scheme = a->scheme == "w8a8" ? "W8A8" : "W8A8_DYNAMIC";
+    wo.scheme = a->scheme == "w8a8"           ? "W8A8"
+                : a->scheme == "w8a8_dynamic" ? "W8A8_DYNAMIC"
+                                              : "W8A8_MIX";
     wo.metadata = {{"c8_quantization", wo.scheme}, {"c8_calibration_data", a->job.data}};
     CalibrationOptions co;
     co.seq_len = a->seq_len;

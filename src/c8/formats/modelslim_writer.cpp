@@ -144,10 +144,14 @@ Result<QuantLinear> Quantize(const WeightStore& src, const std::string& prefix, 
 Status WriteModelSlimCheckpoint(const std::string& src_dir, const std::string& out_dir,
                                 const ModelConfig& config, const WeightStore& src,
                                 const ModelSlimWriteOptions& o) {
-  const bool dynamic = o.scheme == "W8A8_DYNAMIC";
-  if (!dynamic && o.scheme != "W8A8") {
-    return Error("quantize: unknown scheme '" + o.scheme + "' (W8A8, W8A8_DYNAMIC)");
+  if (o.scheme != "W8A8" && o.scheme != "W8A8_DYNAMIC" && o.scheme != "W8A8_MIX") {
+    return Error("quantize: unknown scheme '" + o.scheme + "' (W8A8, W8A8_DYNAMIC, W8A8_MIX)");
   }
+  // The type of one linear.
+  auto type_of = [&](const std::string& prefix) -> std::string {
+    if (o.scheme != "W8A8_MIX") return o.scheme;
+    return prefix.find(".mlp.") != std::string::npos ? "W8A8_DYNAMIC" : "W8A8";
+  };
   std::error_code ec;
   const fs::path out(out_dir);
   if (!o.overwrite && fs::exists(out) && !fs::is_empty(out, ec)) {
@@ -179,29 +183,27 @@ Status WriteModelSlimCheckpoint(const std::string& src_dir, const std::string& o
                      ": the source of `c8 quantize` must be a 16-bit (or fp32) model");
       }
       const int64_t N = tv.shape[0], K = tv.shape[1];
-      plan.push_back({{name, SafetensorsDtype::kI8, {N, K}}, o.scheme, prefix, nullptr});
+      const std::string type = type_of(prefix);
+      const bool dynamic = type == "W8A8_DYNAMIC";
+      plan.push_back({{name, SafetensorsDtype::kI8, {N, K}}, type, prefix, nullptr});
       if (dynamic) {
-        plan.push_back({{prefix + ".weight_scale", SafetensorsDtype::kF32, {N, 1}},
-                        o.scheme,
-                        prefix,
-                        nullptr});
-        plan.push_back({{prefix + ".weight_offset", SafetensorsDtype::kF32, {N, 1}},
-                        o.scheme,
-                        prefix,
-                        nullptr});
+        plan.push_back(
+            {{prefix + ".weight_scale", SafetensorsDtype::kF32, {N, 1}}, type, prefix, nullptr});
+        plan.push_back(
+            {{prefix + ".weight_offset", SafetensorsDtype::kF32, {N, 1}}, type, prefix, nullptr});
       } else {
         plan.push_back(
-            {{prefix + ".input_scale", SafetensorsDtype::kF32, {1}}, o.scheme, prefix, nullptr});
+            {{prefix + ".input_scale", SafetensorsDtype::kF32, {1}}, type, prefix, nullptr});
         plan.push_back(
-            {{prefix + ".input_offset", SafetensorsDtype::kF32, {1}}, o.scheme, prefix, nullptr});
+            {{prefix + ".input_offset", SafetensorsDtype::kF32, {1}}, type, prefix, nullptr});
         plan.push_back({{prefix + ".deq_scale",
                          fp16_model ? SafetensorsDtype::kI64 : SafetensorsDtype::kF32,
                          {N}},
-                        o.scheme,
+                        type,
                         prefix,
                         nullptr});
         plan.push_back(
-            {{prefix + ".quant_bias", SafetensorsDtype::kI32, {N}}, o.scheme, prefix, nullptr});
+            {{prefix + ".quant_bias", SafetensorsDtype::kI32, {N}}, type, prefix, nullptr});
       }
       continue;
     }
@@ -282,7 +284,7 @@ Status WriteModelSlimCheckpoint(const std::string& src_dir, const std::string& o
     }
     if (p.linear != current) {
       auto it = o.ranges.find(p.linear);
-      C8_ASSIGN_OR_RETURN(q, Quantize(src, p.linear, dynamic,
+      C8_ASSIGN_OR_RETURN(q, Quantize(src, p.linear, type_of(p.linear) == "W8A8_DYNAMIC",
                                       it == o.ranges.end() ? nullptr : &it->second, fp16_model, o));
       current = p.linear;
     }
@@ -310,7 +312,7 @@ Status WriteModelSlimCheckpoint(const std::string& src_dir, const std::string& o
 
   // Description (every tensor with its layer's type), then the other files of the source.
   nlohmann::ordered_json desc;
-  desc["model_quant_type"] = o.scheme;
+  desc["model_quant_type"] = o.scheme == "W8A8_MIX" ? "W8A8_DYNAMIC" : o.scheme;
   desc["version"] = "1.0.0";
   if (!o.kv_scales.empty()) desc["kv_cache_type"] = "C8";
   for (const Out& p : plan) desc[p.spec.name] = p.type;

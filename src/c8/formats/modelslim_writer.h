@@ -34,7 +34,9 @@ struct ActivationRange {
 };
 
 struct ModelSlimWriteOptions {
-  std::string scheme;  // "W8A8" or "W8A8_DYNAMIC"
+  // "W8A8", "W8A8_DYNAMIC", or "W8A8_MIX": attention linears static, MLP linears dynamic (the
+  // msModelSlim DeepSeek recipe; model_quant_type W8A8_DYNAMIC, per-tensor types tell which).
+  std::string scheme;
   // W8A8: the input range of every linear, by its prefix ("model.layers.0.self_attn.q_proj").
   std::map<std::string, ActivationRange> ranges;
   // SmoothQuant (migrating activation outliers into the weights, applied before quantizing):
