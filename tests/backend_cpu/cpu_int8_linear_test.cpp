@@ -91,7 +91,8 @@ TEST(CpuInt8Linear, MatchesFp64Reference) {
         }
         for (int64_t n = 0; n < c.N; ++n) {
           double acc = 0;
-          for (int64_t k = 0; k < c.K; ++k) acc += double{q[t * c.K + k]} * h.w[n * c.K + k];
+          for (int64_t k = 0; k < c.K; ++k)
+            acc += static_cast<double>(q[t * c.K + k]) * h.w[n * c.K + k];
           double want = acc * h.scale[n];
           if (c.quant == LinearQuant::kW8A8Dynamic) want *= s[t];
           if (c.quant == LinearQuant::kW8A8Static) want += h.shift[n];

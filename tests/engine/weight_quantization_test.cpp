@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 
 #include "c8/engine/kv_eval.h"
@@ -55,24 +56,48 @@ class WeightQuantization : public ::testing::Test {
     fs::remove_all(out_);
   }
   void TearDown() override { fs::remove_all(out_); }
+  // The 16-bit source, its weights and its activation statistics over random tokens.
+  void Calibrate() {
+    src_ = Load(kSrc);
+    ASSERT_TRUE(src_);
+    c_ = src_->executor->config();
+    CalibrationOptions co;
+    co.seq_len = 64;
+    auto stats = CalibrateActivations(*src_, Tokens(c_.vocab_size, 256, 1), co);
+    ASSERT_TRUE(stats.ok()) << stats.message();
+    stats_ = std::move(stats).value();
+    auto ws = WeightStore::Open(kSrc);
+    ASSERT_TRUE(ws.ok()) << ws.message();
+    ws_.emplace(std::move(ws).value());
+  }
+  // The checkpoint in out_ against the source on random tokens (fp32 caches).
+  KvEvalResult CompareWithSource(const ModelBundle& m) {
+    auto layers_ref = ResolveKvLayers(kSrc, c_, "fp32");
+    auto layers_q = ResolveKvLayers(out_.string(), c_, "fp32");
+    EXPECT_TRUE(layers_ref.ok() && layers_q.ok());
+    KvEvalOptions eo;
+    eo.window = 64;
+    eo.parallel = 4;
+    auto r = EvaluateModels(*src_->executor, *layers_ref, *m.executor, *layers_q,
+                            Tokens(c_.vocab_size, 256, 2), eo);
+    EXPECT_TRUE(r.ok()) << r.message();
+    return r.ok() ? *r : KvEvalResult{};
+  }
   fs::path out_;
+  std::unique_ptr<ModelBundle> src_;
+  ModelConfig c_;
+  ActivationStats stats_;
+  std::optional<WeightStore> ws_;
 };
 
 TEST_F(WeightQuantization, StaticCheckpointFollowsTheFormulasAndLoads) {
-  auto src = Load(kSrc);
-  ASSERT_TRUE(src);
-  const ModelConfig c = src->executor->config();
-  CalibrationOptions co;
-  co.seq_len = 64;
-  const auto calib = Tokens(c.vocab_size, 256, 1);
-  auto stats = CalibrateActivations(*src, calib, co);
-  ASSERT_TRUE(stats.ok()) << stats.message();
-  ASSERT_EQ(stats->layers.size(), static_cast<size_t>(c.num_layers));
-  auto ws = WeightStore::Open(kSrc);
-  ASSERT_TRUE(ws.ok());
+  ASSERT_NO_FATAL_FAILURE(Calibrate());
+  const ModelConfig& c = c_;
+  auto& ws = ws_;
+  ASSERT_EQ(stats_.layers.size(), static_cast<size_t>(c.num_layers));
   ModelSlimWriteOptions wo;
   wo.scheme = "W8A8";
-  ASSERT_TRUE(PlanQuantization(*stats, *ws, c, /*alpha=*/0.0f, &wo).ok());  // no smoothing here
+  ASSERT_TRUE(PlanQuantization(stats_, *ws, c, /*alpha=*/0.0f, &wo).ok());  // no smoothing here
   ASSERT_EQ(wo.ranges.size(), static_cast<size_t>(7 * c.num_layers));
   const ActivationRange rq = wo.ranges["model.layers.0.self_attn.q_proj"];
   const ActivationRange rk = wo.ranges["model.layers.0.self_attn.k_proj"];
@@ -131,79 +156,49 @@ TEST_F(WeightQuantization, StaticCheckpointFollowsTheFormulasAndLoads) {
   ASSERT_TRUE(m);
   EXPECT_EQ(m->executor->worker(0).model().quant_summary(),
             "W8A8 x" + std::to_string(7 * c.num_layers));
-  auto layers_ref = ResolveKvLayers(kSrc, c, "fp32");
-  auto layers_q = ResolveKvLayers(out_.string(), c, "fp32");
-  ASSERT_TRUE(layers_ref.ok() && layers_q.ok());
-  KvEvalOptions eo;
-  eo.window = 64;
-  eo.parallel = 4;
-  auto r = EvaluateModels(*src->executor, *layers_ref, *m->executor, *layers_q,
-                          Tokens(c.vocab_size, 256, 2), eo);
-  ASSERT_TRUE(r.ok()) << r.message();
-  std::printf("qwen2-tiny W8A8 vs 16-bit: ppl %.4f vs %.4f, mean KL %.3g, top-1 %.3f\n",
-              r->ppl_test, r->ppl_ref, r->mean_kl, r->top1_agreement);
-  EXPECT_LT(r->mean_kl, 0.05);
-  EXPECT_GT(r->top1_agreement, 0.8);
+  const KvEvalResult r = CompareWithSource(*m);
+  std::printf("qwen2-tiny W8A8 vs 16-bit: ppl %.4f vs %.4f, mean KL %.3g, top-1 %.3f\n", r.ppl_test,
+              r.ppl_ref, r.mean_kl, r.top1_agreement);
+  EXPECT_LT(r.mean_kl, 0.05);
+  EXPECT_GT(r.top1_agreement, 0.8);
 }
 
 TEST_F(WeightQuantization, SmoothingIsFoldedWithoutChangingTheFunction) {
   // With smoothing (alpha 0.5) the float function is unchanged: the scales divide the norm
   // weights and v_proj / up_proj rows and multiply the reading columns. A W8A8 checkpoint of it
   // still tracks the 16-bit model, and no worse than without smoothing.
-  auto src = Load(kSrc);
-  ASSERT_TRUE(src);
-  const ModelConfig c = src->executor->config();
-  CalibrationOptions co;
-  co.seq_len = 64;
-  auto stats = CalibrateActivations(*src, Tokens(c.vocab_size, 256, 1), co);
-  ASSERT_TRUE(stats.ok());
-  auto ws = WeightStore::Open(kSrc);
-  ASSERT_TRUE(ws.ok());
-  auto layers_ref = ResolveKvLayers(kSrc, c, "fp32");
-  ASSERT_TRUE(layers_ref.ok());
+  ASSERT_NO_FATAL_FAILURE(Calibrate());
+  const ModelConfig& c = c_;
   double kl[2];
   for (int smooth = 0; smooth < 2; ++smooth) {
     ModelSlimWriteOptions wo;
     wo.scheme = "W8A8";
     wo.overwrite = true;
-    ASSERT_TRUE(PlanQuantization(*stats, *ws, c, smooth ? 0.5f : 0.0f, &wo).ok());
+    ASSERT_TRUE(PlanQuantization(stats_, *ws_, c, smooth ? 0.5f : 0.0f, &wo).ok());
     if (smooth) {
       EXPECT_EQ(wo.overrides.count("model.layers.0.input_layernorm.weight"), 1u);
       EXPECT_EQ(wo.row_scale["model.layers.1.self_attn.v_proj"].size(),
                 static_cast<size_t>(c.num_kv_heads * c.head_dim));
     }
     fs::remove_all(out_);
-    ASSERT_TRUE(WriteModelSlimCheckpoint(kSrc, out_.string(), c, *ws, wo).ok());
+    ASSERT_TRUE(WriteModelSlimCheckpoint(kSrc, out_.string(), c, *ws_, wo).ok());
     auto m = Load(out_.string());
     ASSERT_TRUE(m);
-    auto layers_q = ResolveKvLayers(out_.string(), c, "fp32");
-    KvEvalOptions eo;
-    eo.window = 64;
-    eo.parallel = 4;
-    auto r = EvaluateModels(*src->executor, *layers_ref, *m->executor, *layers_q,
-                            Tokens(c.vocab_size, 256, 2), eo);
-    ASSERT_TRUE(r.ok()) << r.message();
-    kl[smooth] = r->mean_kl;
+    const KvEvalResult r = CompareWithSource(*m);
+    kl[smooth] = r.mean_kl;
     std::printf("qwen2-tiny W8A8 %s smoothing: mean KL %.3g, top-1 %.3f\n",
-                smooth ? "with" : "without", r->mean_kl, r->top1_agreement);
+                smooth ? "with" : "without", r.mean_kl, r.top1_agreement);
   }
   EXPECT_LT(kl[1], 0.05);
 }
 
 TEST_F(WeightQuantization, MixedSchemeAttentionStaticMlpDynamic) {
-  auto src = Load(kSrc);
-  ASSERT_TRUE(src);
-  const ModelConfig c = src->executor->config();
-  CalibrationOptions co;
-  co.seq_len = 64;
-  auto stats = CalibrateActivations(*src, Tokens(c.vocab_size, 256, 1), co);
-  ASSERT_TRUE(stats.ok());
-  auto ws = WeightStore::Open(kSrc);
-  ASSERT_TRUE(ws.ok());
+  ASSERT_NO_FATAL_FAILURE(Calibrate());
+  const ModelConfig& c = c_;
   ModelSlimWriteOptions wo;
   wo.scheme = "W8A8_MIX";
-  ASSERT_TRUE(PlanQuantization(*stats, *ws, c, 0.8f, &wo).ok());
-  ASSERT_TRUE(WriteModelSlimCheckpoint(kSrc, out_.string(), c, *ws, wo).ok());
+  ASSERT_TRUE(PlanQuantization(stats_, *ws_, c, 0.8f, &wo).ok());
+  ASSERT_TRUE(WriteModelSlimCheckpoint(kSrc, out_.string(), c, *ws_, wo).ok());
   nlohmann::json desc = nlohmann::json::parse(std::ifstream(out_ / "quant_model_description.json"));
   EXPECT_EQ(desc["model_quant_type"], "W8A8_DYNAMIC");
   EXPECT_EQ(desc["model.layers.0.self_attn.o_proj.deq_scale"], "W8A8");

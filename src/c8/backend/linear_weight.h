@@ -37,8 +37,6 @@ struct LinearWeight {
   LinearWeight(const Tensor& t) : w(t) {}  // NOLINT(google-explicit-constructor)
 
   bool quantized() const { return quant != LinearQuant::kNone; }
-  int64_t out_features() const { return w.dim(0); }
-  int64_t in_features() const { return w.dim(1); }
 };
 
 inline const char* LinearQuantName(LinearQuant q) {

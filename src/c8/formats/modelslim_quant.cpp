@@ -15,13 +15,6 @@ Result<LinearQuant> ModelSlimQuant::LinearType(const std::string& prefix) const 
                "', which c8 does not serve (FLOAT, W8A8, W8A8_DYNAMIC)");
 }
 
-bool ModelSlimQuant::any_quantized() const {
-  for (const auto& [name, type] : types) {
-    if (type == "W8A8" || type == "W8A8_DYNAMIC") return true;
-  }
-  return false;
-}
-
 Result<ModelSlimQuant> LoadModelSlimQuant(const std::string& dir) {
   ModelSlimQuant q;
   q.path = (std::filesystem::path(dir) / "quant_model_description.json").string();

@@ -22,8 +22,6 @@ struct ModelSlimQuant {
   // The scheme of linear `prefix` (e.g. "model.layers.0.self_attn.q_proj"): FLOAT, W8A8 or
   // W8A8_DYNAMIC; any other type is an error naming the tensor and the file.
   Result<LinearQuant> LinearType(const std::string& prefix) const;
-  // Whether any linear is quantized.
-  bool any_quantized() const;
 };
 
 // Reads <dir>/quant_model_description.json; absent file: present = false (everything FLOAT).
