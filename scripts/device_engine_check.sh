@@ -4,7 +4,8 @@
 # cuda_attention_bench, cudnn_prefill_bench and their non-CUDA shared libraries in lib/
 # (make it with scripts/pack_device_carry.sh). CUDA libraries come from the image (toolkit,
 # and the nvidia-* wheels next to PyTorch for NCCL / cuDNN).
-#   scripts/device_engine_check.sh tests|bench|latency|serve|w8a8|all
+#   scripts/device_engine_check.sh tests|bench|latency|serve|w8a8|serve32b|all
+#   (serve32b: QUANT=w8a8|none, BATCHED=max-num-batched-tokens, PROMPTS_PER_SEQ=2)
 set -uo pipefail
 what="${1:-all}"
 OUT="${OUT:-$PWD/out}"
@@ -84,6 +85,32 @@ if [[ $what == w8a8 ]]; then
       --max-num-batched-tokens 16384 > "$OUT/latency_$q.log" 2>&1
     summary+=("latency $q: rc=$? $(grep -iE 'decode|error' "$OUT/latency_$q.log" | tail -2 | tr '\n' ' ')")
   done
+fi
+if [[ $what == serve32b ]]; then
+  # The seed's benchmark shape: Qwen3-32B (dummy weights, QUANT linears, C8 KV), random 10240
+  # in / 2048 out, --ignore-eos, at the concurrency the KV cache holds (whole sequences).
+  quant="${QUANT:-w8a8}"
+  port=8124
+  /tmp/c8/c8 serve configs/qwen3-32b --load-format dummy --quantization "$quant" \
+    --kv-cache-dtype int8 --max-model-len 12300 --max-num-batched-tokens "${BATCHED:-2048}" \
+    --port $port -q > "$OUT/serve32b_$quant.log" 2>&1 &
+  spid=$!
+  for _ in $(seq 1 600); do
+    curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+    kill -0 $spid 2>/dev/null || break
+    sleep 0.5
+  done
+  tokens=$(grep -oE 'blocks = [0-9]+ tokens' "$OUT/serve32b_$quant.log" | head -1 | grep -oE '[0-9]+')
+  conc=$(( ${tokens:-0} / 12288 ))
+  [ "$conc" -lt 1 ] && conc=1
+  summary+=("serve32b $quant: $(grep -E 'KV cache' "$OUT/serve32b_$quant.log" | head -1) -> concurrency $conc")
+  timeout "${BENCH_TIMEOUT:-480}" /tmp/c8/c8 bench serve --port $port --random-input-len 10240 \
+    --random-output-len 2048 --num-prompts $((conc * ${PROMPTS_PER_SEQ:-2})) \
+    --max-concurrency $conc --ignore-eos --percentile-metrics ttft,tpot,itl,e2el \
+    --metric-percentiles 50,99 --disable-tqdm > "$OUT/bench32b_$quant.log" 2>&1
+  summary+=("bench32b $quant c=$conc: rc=$? $(grep -E 'Output token throughput|Total token|Mean TPOT|Mean TTFT|Mean ITL|Successful' "$OUT/bench32b_$quant.log" | tr -s ' ' | tr '\n' ';')")
+  kill -INT $spid; wait $spid
+  summary+=("serve exit: $?")
 fi
 echo "================ summary ================"
 printf '%s\n' "${summary[@]}"

@@ -49,6 +49,32 @@ TINY = {
         rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                       "high_freq_factor": 4.0, "original_max_position_embeddings": 64}),
         torch.float16, None),
+    # DeepSeek V2 (V2-Lite-like: plain q projection, softmax routing, greedy top-k) and V3
+    # (q LoRA, sigmoid routing with the correction bias, grouped top-k), MLA with YaRN mscale.
+    "deepseek-v2-tiny": ("DeepseekV2Config", dict(
+        architectures=["DeepseekV2ForCausalLM"], hidden_size=64, intermediate_size=128,
+        moe_intermediate_size=32, num_hidden_layers=3, first_k_dense_replace=1,
+        num_attention_heads=4, num_key_value_heads=4, q_lora_rank=None, kv_lora_rank=32,
+        qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16, n_routed_experts=8,
+        num_experts_per_tok=2, n_shared_experts=1, topk_method="greedy", n_group=1,
+        topk_group=1, norm_topk_prob=False, routed_scaling_factor=1.0, scoring_func="softmax",
+        vocab_size=320, max_position_embeddings=512, rms_norm_eps=1e-6, rope_theta=10000.0,
+        tie_word_embeddings=False, initializer_range=0.15, attention_bias=False,
+        rope_scaling={"type": "yarn", "rope_type": "yarn", "factor": 4.0,
+                      "original_max_position_embeddings": 64, "beta_fast": 32, "beta_slow": 1,
+                      "mscale": 0.707, "mscale_all_dim": 0.707}), torch.float32, None),
+    "deepseek-v3-tiny": ("DeepseekV3Config", dict(
+        architectures=["DeepseekV3ForCausalLM"], hidden_size=64, intermediate_size=128,
+        moe_intermediate_size=32, num_hidden_layers=3, first_k_dense_replace=1,
+        num_attention_heads=4, num_key_value_heads=4, q_lora_rank=24, kv_lora_rank=32,
+        qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16, n_routed_experts=16,
+        num_experts_per_tok=4, n_shared_experts=1, topk_method="noaux_tc", n_group=4,
+        topk_group=2, norm_topk_prob=True, routed_scaling_factor=2.5, scoring_func="sigmoid",
+        vocab_size=320, max_position_embeddings=512, rms_norm_eps=1e-6, rope_theta=10000.0,
+        tie_word_embeddings=False, initializer_range=0.15, attention_bias=False,
+        rope_scaling={"type": "yarn", "rope_type": "yarn", "factor": 4.0,
+                      "original_max_position_embeddings": 64, "beta_fast": 32, "beta_slow": 1,
+                      "mscale": 1.0, "mscale_all_dim": 1.0}), torch.bfloat16, None),
 }
 
 
@@ -108,6 +134,9 @@ def make_tiny(name):
     for n, p in model.named_parameters():
         if n.endswith("bias") or "norm" in n:
             p.data.normal_(1.0 if "norm" in n else 0.0, 0.2)
+    for n, b in model.named_buffers():  # DeepSeek V3's routing correction bias
+        if n.endswith("e_score_correction_bias"):
+            b.data.normal_(0.0, 0.2)
     # Round to the saved dtype, then run the reference in float32 on exactly those values.
     model = model.to(dtype).to(torch.float32).eval()
     d = os.path.join(OUT, name)

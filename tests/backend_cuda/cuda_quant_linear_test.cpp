@@ -1,9 +1,11 @@
 // W8A8 linears on the GPU against the CPU backend (itself checked against fp64 in
 // tests/backend_cpu/cpu_int8_linear_test.cpp): the same int8 activations, exact int32 sums and
 // the same fp32 epilogue, so fp32 outputs agree to the last bit; bf16 outputs to bf16 rounding.
-// Shapes cuBLASLt's IMMA takes (K, N multiples of 4) and odd ones (the plain kernel).
+// Shapes cuBLASLt's IMMA takes (K, N multiples of 4), odd ones (the plain kernel), and the
+// decode-shaped kernel (K % 64 == 0, up to 128 tokens; split K, row and token tails).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -35,6 +37,10 @@ TEST(CudaQuantLinear, MatchesCpuStaticAndDynamic) {
       {5, 37, 13, LinearQuant::kW8A8Static, false, true},  // odd: the plain kernel
       {3, 50, 22, LinearQuant::kW8A8Dynamic, true, true},
       {33, 512, 768, LinearQuant::kW8A8Dynamic, false, false},  // bf16 out
+      {100, 640, 200, LinearQuant::kW8A8Static, true, true},    // two token chunks, row tail
+      {3, 25600, 72, LinearQuant::kW8A8Dynamic, false, true},   // many K splits
+      {16, 8192, 5120, LinearQuant::kW8A8Static, false, true},
+      {9, 64, 40, LinearQuant::kW8A8Dynamic, true, false},
   };
   std::uniform_int_distribution<int> wd(-127, 127);
   for (const Shape& s : shapes) {
@@ -68,17 +74,23 @@ TEST(CudaQuantLinear, MatchesCpuStaticAndDynamic) {
     std::vector<float> y(s.T * s.N);
     Tensor hx = HostTensor(x, {s.T, s.K}), hb = HostTensor(b, {s.N}),
            hy = HostTensor(y, {s.T, s.N});
-    gpu->Linear(dx, dw, s.bias ? &db.value() : nullptr, dy);
     cpu.Linear(hx, hw, s.bias ? &hb : nullptr, hy);
-    const std::vector<float> got = Download(*gpu, dy);
-    ASSERT_TRUE(gpu->status().ok()) << gpu->status().message();
-    if (s.f32_out) {
-      int64_t diff = 0;
-      for (size_t i = 0; i < y.size(); ++i) diff += got[i] != y[i];
-      EXPECT_EQ(diff, 0) << "fp32 outputs differ from the CPU in " << diff << " of " << y.size();
-    } else {
-      EXPECT_LT(RelErr(got, y), 4e-3);
+    // Decode-shaped kernel on (twice: its split-K workspace must be left zero), then off.
+    for (int64_t small_m : {int64_t{128}, int64_t{128}, int64_t{0}}) {
+      SCOPED_TRACE("small-M max tokens " + std::to_string(small_m));
+      gpu->SetInt8SmallMMaxTokens(small_m);
+      gpu->Linear(dx, dw, s.bias ? &db.value() : nullptr, dy);
+      const std::vector<float> got = Download(*gpu, dy);
+      ASSERT_TRUE(gpu->status().ok()) << gpu->status().message();
+      if (s.f32_out) {
+        int64_t diff = 0;
+        for (size_t i = 0; i < y.size(); ++i) diff += got[i] != y[i];
+        EXPECT_EQ(diff, 0) << "fp32 outputs differ from the CPU in " << diff << " of " << y.size();
+      } else {
+        EXPECT_LT(RelErr(got, y), 4e-3);
+      }
     }
+    gpu->SetInt8SmallMMaxTokens(128);
     for (void* p : {dw.w.data, dw.scale.data, dw.shift.data, db->data, dx.data, dy.data}) {
       gpu->Free(p);
     }
@@ -105,7 +117,7 @@ TEST(CudaQuantLinear, BenchmarkQwen3_32BShapes) {
     q.w = *dq;
     q.quant = LinearQuant::kW8A8Dynamic;
     q.scale = gpu->UploadF32(scale.data(), {s.N});
-    for (int64_t T : {1, 64, 256, 8192}) {
+    for (int64_t T : {1, 16, 64, 128, 256, 8192}) {
       std::mt19937 rng(1);
       std::vector<float> x = RandomBf16Values(T * s.K, rng);
       Tensor dx = UploadBf16(*gpu, x, {T, s.K});
@@ -119,14 +131,22 @@ TEST(CudaQuantLinear, BenchmarkQwen3_32BShapes) {
         gpu->Synchronize();
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters;
       };
-      const double ti8 = time(q), tbf = time(LinearWeight(*dbf));
+      // The decode-shaped kernel (up to 256 tokens here) and cuBLASLt's IMMA on the same shape.
+      gpu->SetInt8SmallMMaxTokens(256);
+      const double tsm = T <= 256 ? time(q) : 0.0;
+      gpu->SetInt8SmallMMaxTokens(0);
+      const double tlt = time(q);
+      gpu->SetInt8SmallMMaxTokens(128);
+      const double tbf = time(LinearWeight(*dbf));
+      const double ti8 = tsm > 0.0 ? std::min(tsm, tlt) : tlt;
       const double ops = 2.0 * T * s.N * s.K;
       std::printf(
-          "w8a8-bench %-8s T %5ld N %6ld K %6ld: int8 %.4f ms (%.2f TB/s of weights, %.0f TOP/s) "
-          "| bf16 %.4f ms (%.2f TB/s, %.0f TFLOP/s) | speedup %.2fx\n",
-          s.name, static_cast<long>(T), static_cast<long>(s.N), static_cast<long>(s.K), ti8 * 1e3,
-          s.N * s.K / ti8 / 1e12, ops / ti8 / 1e12, tbf * 1e3, 2.0 * s.N * s.K / tbf / 1e12,
-          ops / tbf / 1e12, tbf / ti8);
+          "w8a8-bench %-8s T %5ld N %6ld K %6ld: small-M %.4f ms (%.2f TB/s) | cuBLASLt %.4f ms "
+          "(%.2f TB/s) | best int8 %.0f TOP/s | bf16 %.4f ms (%.2f TB/s, %.0f TFLOP/s) | "
+          "speedup %.2fx\n",
+          s.name, static_cast<long>(T), static_cast<long>(s.N), static_cast<long>(s.K), tsm * 1e3,
+          tsm > 0.0 ? s.N * s.K / tsm / 1e12 : 0.0, tlt * 1e3, s.N * s.K / tlt / 1e12,
+          ops / ti8 / 1e12, tbf * 1e3, 2.0 * s.N * s.K / tbf / 1e12, ops / tbf / 1e12, tbf / ti8);
       gpu->Free(dx.data);
       gpu->Free(dy.data);
     }

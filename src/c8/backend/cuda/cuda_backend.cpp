@@ -88,6 +88,7 @@ CudaBackend::~CudaBackend() {
   }
   if (s_->workspace) cudaFree(s_->workspace);
   if (s_->qlinear_buf) cudaFree(s_->qlinear_buf);
+  if (s_->small_m_ws) cudaFree(s_->small_m_ws);
   if (s_->sample_buf) cudaFree(s_->sample_buf);
   cudaStreamDestroy(s_->stream);
   s_.reset();  // cuBLASLt and cuDNN handles and buffers, on this device too
@@ -103,6 +104,10 @@ int CudaBackend::device() const {
 
 void CudaBackend::SetDecodeSwap(bool on) {
   s_->ctx.decode_swap = on;
+}
+
+void CudaBackend::SetInt8SmallMMaxTokens(int64_t tokens) {
+  s_->int8_small_m_max_tokens = std::max<int64_t>(0, tokens);
 }
 
 bool CudaBackend::capturing() const {
@@ -336,6 +341,37 @@ void CudaBackend::QuantLinear(const Tensor& x, const LinearWeight& lw, const Ten
   cuda::LaunchQuantizeActivations(Bf16Ptr(x), T, K, dynamic, 1.0f / lw.input_scale, lw.input_offset,
                                   xq, tok, s_->stream);
   s_->CheckLaunch("Linear: quantize activations");
+  cuda::Int8Epilogue ep;
+  ep.scale = static_cast<const float*>(lw.scale.data);
+  ep.tok_scale = dynamic ? tok : nullptr;
+  ep.shift = lw.shift.data ? static_cast<const float*>(lw.shift.data) : nullptr;
+  ep.bias = bias ? bias->data : nullptr;
+  ep.bias_f32 = bias && bias->dtype == DType::kF32;
+  ep.y = y.data;
+  ep.y_f32 = y.dtype == DType::kF32;
+  if (T <= s_->int8_small_m_max_tokens && cuda::Int8SmallMTakes(T, N, K)) {
+    // Sized for the largest token count this path takes, so a decode batch that grows does
+    // not reallocate (and invalidate captured graphs) step after step.
+    const size_t ws_need = cuda::Int8SmallMWorkspaceBytes(std::max<int64_t>(T, 64), N);
+    const size_t ws_want = std::max(
+        ws_need,
+        cuda::Int8SmallMWorkspaceBytes(std::max<int64_t>(s_->int8_small_m_max_tokens, 64), N));
+    if (ws_need > s_->small_m_ws_bytes) {
+      ScopedDevice on(s_->device);
+      if (!s_->Grow(&s_->small_m_ws, &s_->small_m_ws_bytes, ws_need, ws_want,
+                    "Linear: the W8A8 split-K workspace")) {
+        return;
+      }
+      if (!s_->Check(cudaMemsetAsync(s_->small_m_ws, 0, s_->small_m_ws_bytes, s_->stream),
+                     "Linear: zero the W8A8 split-K workspace")) {
+        return;
+      }
+    }
+    cuda::LaunchInt8GemmSmallM(xq, static_cast<const int8_t*>(w.data), T, N, K, ep, s_->small_m_ws,
+                               s_->ctx.num_sms, s_->stream);
+    s_->CheckLaunch("Linear: small-M int8 GEMM");
+    return;
+  }
   if (cuda::CublasLtGemm::CanRunInt8(N, K)) {
     Status st = s_->gemm.RunInt8(xq, w.data, acc, T, N, K, s_->stream);
     if (!st.ok()) return s_->Fail(st.message());
@@ -343,11 +379,8 @@ void CudaBackend::QuantLinear(const Tensor& x, const LinearWeight& lw, const Ten
     cuda::LaunchInt8Gemm(xq, static_cast<const int8_t*>(w.data), T, N, K, acc, s_->stream);
     s_->CheckLaunch("Linear: int8 GEMM");
   }
-  cuda::LaunchDequantize(acc, T, N, static_cast<const float*>(lw.scale.data),
-                         dynamic ? tok : nullptr,
-                         lw.shift.data ? static_cast<const float*>(lw.shift.data) : nullptr,
-                         bias ? bias->data : nullptr, bias && bias->dtype == DType::kF32, y.data,
-                         y.dtype == DType::kF32, s_->stream);
+  cuda::LaunchDequantize(acc, T, N, ep.scale, ep.tok_scale, ep.shift, ep.bias, ep.bias_f32, ep.y,
+                         ep.y_f32, s_->stream);
   s_->CheckLaunch("Linear: dequantize");
 }
 

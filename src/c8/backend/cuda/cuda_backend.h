@@ -95,6 +95,9 @@ class CudaBackend final : public Backend {
   // C8 decode with groups <= 8 uses the swapped tile step (default on); false forces the 16-row
   // head tile of the other dtypes (tests and benchmarks compare the two). Per backend.
   void SetDecodeSwap(bool on);
+  // W8A8 linears with at most `tokens` rows use the decode-shaped kernel (cuda_int8_small_m.cu),
+  // larger ones cuBLASLt's IMMA GEMM; 0 sends every shape to cuBLASLt (benchmarks compare).
+  void SetInt8SmallMMaxTokens(int64_t tokens);
 
   // For components that queue their own work on this backend's stream (NcclCommunicator):
   // whether a graph capture is in progress; records `msg` as the backend's sticky error (inside

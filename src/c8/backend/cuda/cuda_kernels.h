@@ -56,6 +56,26 @@ void LaunchDequantize(const int32_t* acc, int64_t T, int64_t N, const float* sca
                       const float* tok_scale, const float* shift, const void* bias, bool bias_f32,
                       void* y, bool y_f32, cudaStream_t stream);
 
+// The dequantization epilogue of a W8A8 GEMM: y (T, N) = acc * scale[n] (* tok_scale[t])
+// (+ shift[n]) (+ bias[n]); null parts skipped; y bf16 or fp32 (y_f32), bias bf16 or fp32.
+struct Int8Epilogue {
+  const float* scale = nullptr;
+  const float* tok_scale = nullptr;
+  const float* shift = nullptr;
+  const void* bias = nullptr;
+  bool bias_f32 = false;
+  void* y = nullptr;
+  bool y_f32 = false;
+};
+// Decode-shaped W8A8 GEMM with the epilogue fused (cuda_int8_small_m.cu): tensor cores with
+// tokens as the mma's N, split K with exact int32 atomics. Takes K % 64 == 0 (16-byte aligned
+// xq and wq). `ws`: Int8SmallMWorkspaceBytes(T, N) bytes, all zero before the call and left
+// all zero after it (allocate zeroed once; reusable across calls and inside CUDA graphs).
+bool Int8SmallMTakes(int64_t T, int64_t N, int64_t K);
+size_t Int8SmallMWorkspaceBytes(int64_t T, int64_t N);
+void LaunchInt8GemmSmallM(const int8_t* xq, const int8_t* wq, int64_t T, int64_t N, int64_t K,
+                          const Int8Epilogue& ep, void* ws, int num_sms, cudaStream_t stream);
+
 // In place on qkv (T, (Hq + 2 Hkv) D) bf16: optional per-head RMSNorm of q and k heads
 // (q_norm, k_norm (D), bf16 or fp32 per norm_f32, may be null), then rotate-half RoPE with
 // cos_sin (max_pos, D) fp32 = [cos (D/2) | sin (D/2)] at positions (T).
