@@ -90,7 +90,7 @@ TEST(CudaQuantLinear, MatchesCpuStaticAndDynamic) {
         EXPECT_LT(RelErr(got, y), 4e-3);
       }
     }
-    gpu->SetInt8SmallMMaxTokens(128);
+    gpu->SetInt8SmallMMaxTokens(8);
     for (void* p : {dw.w.data, dw.scale.data, dw.shift.data, db->data, dx.data, dy.data}) {
       gpu->Free(p);
     }
@@ -136,7 +136,7 @@ TEST(CudaQuantLinear, BenchmarkQwen3_32BShapes) {
       const double tsm = T <= 256 ? time(q) : 0.0;
       gpu->SetInt8SmallMMaxTokens(0);
       const double tlt = time(q);
-      gpu->SetInt8SmallMMaxTokens(128);
+      gpu->SetInt8SmallMMaxTokens(8);
       const double tbf = time(LinearWeight(*dbf));
       const double ti8 = tsm > 0.0 ? std::min(tsm, tlt) : tlt;
       const double ops = 2.0 * T * s.N * s.K;

@@ -72,9 +72,10 @@ struct CudaBackendState {
   // (outside graph capture; growth bumps graph_epoch).
   void* qlinear_buf = nullptr;
   size_t qlinear_bytes = 0;
-  // The decode-shaped W8A8 GEMM (cuda_int8_small_m.cu) takes up to this many tokens (0: off);
-  // its split-K workspace is zero between calls.
-  int64_t int8_small_m_max_tokens = 128;
+  // The decode-shaped W8A8 GEMM (cuda_int8_small_m.cu) takes up to this many tokens (0: off):
+  // on the H200 it beats cuBLASLt's IMMA at 1 token on every Qwen3-32B shape (1.1-1.5x) and
+  // loses from 64 tokens on (docs/benchmarks.md). Its split-K workspace is zero between calls.
+  int64_t int8_small_m_max_tokens = 8;
   void* small_m_ws = nullptr;
   size_t small_m_ws_bytes = 0;
   void* sample_buf = nullptr;  // SampleRows: args | penalty | masked | results | work

@@ -64,10 +64,11 @@ Result<CublasLtGemm::Plan*> CublasLtGemm::GetPlan(int64_t T, int64_t N, int64_t 
   C8_RETURN_IF_ERROR(LtCheck(cublasLtMatmulPreferenceCreate(&pref), "preference"));
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                        &workspace_bytes_, sizeof(workspace_bytes_));
-  cublasLtMatmulHeuristicResult_t result{};
+  cublasLtMatmulHeuristicResult_t results[8] = {};
+  const int want = int8 && T <= kTuneMaxTokens ? 8 : 1;
   int found = 0;
-  cublasStatus_t st =
-      cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
+  cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.c, p.c, pref, want,
+                                                     results, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
     cublasLtMatrixLayoutDestroy(p.a);
@@ -77,7 +78,11 @@ Result<CublasLtGemm::Plan*> CublasLtGemm::GetPlan(int64_t T, int64_t N, int64_t 
     return Error("cuBLASLt: no algorithm for y(" + std::to_string(T) + ", " + std::to_string(N) +
                  ") = x(" + std::to_string(T) + ", " + std::to_string(K) + ") w^T");
   }
-  p.algo = result.algo;
+  p.algo = results[0].algo;
+  for (int i = 0; i < found; ++i) {
+    if (results[i].state == CUBLAS_STATUS_SUCCESS) p.candidates.push_back(results[i].algo);
+  }
+  p.tuned = p.candidates.size() <= 1;
   return &plans_.emplace(key, p).first->second;
 }
 
@@ -99,10 +104,59 @@ Status CublasLtGemm::RunInt8(const void* xq, const void* wq, void* acc, int64_t 
                  " must be multiples of 4");
   }
   C8_ASSIGN_OR_RETURN(Plan * p, GetPlan(T, N, K, 2));
+  if (!p->tuned) {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(stream, &capture) == cudaSuccess &&
+        capture == cudaStreamCaptureStatusNone) {
+      C8_RETURN_IF_ERROR(TuneInt8(p, xq, wq, acc, stream));
+    }
+  }
   const int32_t alpha = 1, beta = 0;
   return LtCheck(cublasLtMatmul(handle_, p->op, &alpha, wq, p->a, xq, p->b, &beta, acc, p->c, acc,
                                 p->c, &p->algo, workspace_, workspace_bytes_, stream),
                  "int8 matmul");
+}
+
+Status CublasLtGemm::TuneInt8(Plan* p, const void* xq, const void* wq, void* acc,
+                              cudaStream_t stream) {
+  p->tuned = true;
+  cudaEvent_t ev[2] = {nullptr, nullptr};
+  if (cudaEventCreate(&ev[0]) != cudaSuccess || cudaEventCreate(&ev[1]) != cudaSuccess) {
+    for (cudaEvent_t e : ev) {
+      if (e) cudaEventDestroy(e);
+    }
+    cudaGetLastError();
+    return Status::Ok();  // keep the heuristic's choice
+  }
+  const int32_t alpha = 1, beta = 0;
+  float best_ms = -1.0f;
+  for (const cublasLtMatmulAlgo_t& algo : p->candidates) {
+    auto run = [&] {
+      return cublasLtMatmul(handle_, p->op, &alpha, wq, p->a, xq, p->b, &beta, acc, p->c, acc,
+                            p->c, &algo, workspace_, workspace_bytes_, stream);
+    };
+    if (run() != CUBLAS_STATUS_SUCCESS) continue;
+    cudaEventRecord(ev[0], stream);
+    bool ok = true;
+    for (int i = 0; i < 3 && ok; ++i) ok = run() == CUBLAS_STATUS_SUCCESS;
+    cudaEventRecord(ev[1], stream);
+    float ms = 0.0f;
+    if (!ok || cudaEventSynchronize(ev[1]) != cudaSuccess ||
+        cudaEventElapsedTime(&ms, ev[0], ev[1]) != cudaSuccess) {
+      continue;
+    }
+    if (best_ms < 0.0f || ms < best_ms) {
+      best_ms = ms;
+      p->algo = algo;
+    }
+  }
+  cudaEventDestroy(ev[0]);
+  cudaEventDestroy(ev[1]);
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) {
+    return Error(std::string("cuBLASLt int8 tuning: ") + cudaGetErrorString(e));
+  }
+  return Status::Ok();
 }
 
 }  // namespace c8::cuda

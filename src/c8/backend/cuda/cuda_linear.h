@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <tuple>
+#include <vector>
 
 #include "c8/util/status.h"
 
@@ -34,7 +35,15 @@ class CublasLtGemm {
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
+    // Candidates from the heuristic, best first; an int8 plan with few tokens is timed on its
+    // first run outside graph capture (the heuristic's first pick is often slow there).
+    std::vector<cublasLtMatmulAlgo_t> candidates;
+    bool tuned = true;
   };
+  static constexpr int64_t kTuneMaxTokens = 256;
+  // Times every candidate of `p` on these operands (3 runs each after a warm-up) and keeps
+  // the fastest in p->algo.
+  Status TuneInt8(Plan* p, const void* xq, const void* wq, void* acc, cudaStream_t stream);
   // kind: 0 bf16 -> bf16, 1 bf16 -> fp32, 2 int8 -> int32.
   Result<Plan*> GetPlan(int64_t T, int64_t N, int64_t K, int kind);
 
