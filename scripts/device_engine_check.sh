@@ -5,7 +5,8 @@
 # (make it with scripts/pack_device_carry.sh). CUDA libraries come from the image (toolkit,
 # and the nvidia-* wheels next to PyTorch for NCCL / cuDNN).
 #   scripts/device_engine_check.sh tests|bench|latency|serve|w8a8|serve32b|all
-#   (serve32b: QUANT=w8a8|none, BATCHED=max-num-batched-tokens, PROMPTS_PER_SEQ=2)
+#   (serve32b: QUANT=w8a8|none, BATCHED=max-num-batched-tokens, PROMPTS_X2=prompts per
+#   sequence the cache holds, times 2)
 set -uo pipefail
 what="${1:-all}"
 OUT="${OUT:-$PWD/out}"
@@ -91,6 +92,7 @@ if [[ $what == serve32b ]]; then
   # in / 2048 out, --ignore-eos, at the concurrency the KV cache holds (whole sequences).
   quant="${QUANT:-w8a8}"
   port=8124
+  t_start=$(date +%s)
   /tmp/c8/c8 serve configs/qwen3-32b --load-format dummy --quantization "$quant" \
     --kv-cache-dtype int8 --max-model-len 12300 --max-num-batched-tokens "${BATCHED:-2048}" \
     --port $port -q > "$OUT/serve32b_$quant.log" 2>&1 &
@@ -104,8 +106,10 @@ if [[ $what == serve32b ]]; then
   conc=$(( ${tokens:-0} / 12288 ))
   [ "$conc" -lt 1 ] && conc=1
   summary+=("serve32b $quant: $(grep -E 'KV cache' "$OUT/serve32b_$quant.log" | head -1) -> concurrency $conc")
-  timeout "${BENCH_TIMEOUT:-480}" /tmp/c8/c8 bench serve --port $port --random-input-len 10240 \
-    --random-output-len 2048 --num-prompts $((conc * ${PROMPTS_PER_SEQ:-2})) \
+  summary+=("serve32b start: $(( $(date +%s) - t_start )) s")
+  timeout "${BENCH_TIMEOUT:-$(( 575 - ($(date +%s) - t_start) ))}" /tmp/c8/c8 bench serve \
+    --port $port --random-input-len 10240 \
+    --random-output-len 2048 --num-prompts $((conc * ${PROMPTS_X2:-4} / 2)) \
     --max-concurrency $conc --ignore-eos --percentile-metrics ttft,tpot,itl,e2el \
     --metric-percentiles 50,99 --disable-tqdm > "$OUT/bench32b_$quant.log" 2>&1
   summary+=("bench32b $quant c=$conc: rc=$? $(grep -E 'Output token throughput|Total token|Mean TPOT|Mean TTFT|Mean ITL|Successful' "$OUT/bench32b_$quant.log" | tr -s ' ' | tr '\n' ';')")

@@ -230,23 +230,26 @@ Result<LinearWeight> LinearLoader::LoadDummyQuantized(const std::vector<LinearPa
   }
   const int64_t cols = ranges[0].nc;
   std::vector<int8_t> w(static_cast<size_t>(rows * cols));
-  std::vector<float> scale, shift, u(static_cast<size_t>(cols));
   const std::string& name = parts[0].prefix + ".weight";
   int64_t offset = 0, out_row = 0;
   constexpr float kInputScale = 0.05f;
+  const float ws = 0.02f * 1.7320508f / 127.0f;  // uniform int8 of std 0.02 after scaling
+  std::vector<float> scale(static_cast<size_t>(rows),
+                           q == LinearQuant::kW8A8Static ? ws * kInputScale : ws);
+  std::vector<float> shift(static_cast<size_t>(rows), 0.0f);
   for (size_t k = 0; k < parts.size(); ++k) {
     const Range& r = ranges[k];
-    for (int64_t i = 0; i < r.nr; ++i) {
-      FillDummyWeights(name, seed_, 0.0f, 127.0f / 1.7320508f, u.data(), cols,
-                       (offset + r.r0 + i) * parts[k].in_full + r.c0);
-      for (int64_t c = 0; c < cols; ++c) {
-        w[static_cast<size_t>((out_row + i) * cols + c)] =
-            static_cast<int8_t>(std::lround(std::fmax(-127.0f, std::fmin(127.0f, u[c]))));
+    ParallelRows(r.nr, cols, [&](int64_t b, int64_t e) {
+      std::vector<float> u(static_cast<size_t>(cols));
+      for (int64_t i = b; i < e; ++i) {
+        FillDummyWeights(name, seed_, 0.0f, 127.0f / 1.7320508f, u.data(), cols,
+                         (offset + r.r0 + i) * parts[k].in_full + r.c0);
+        for (int64_t c = 0; c < cols; ++c) {
+          w[static_cast<size_t>((out_row + i) * cols + c)] =
+              static_cast<int8_t>(std::lround(std::fmax(-127.0f, std::fmin(127.0f, u[c]))));
+        }
       }
-      const float ws = 0.02f * 1.7320508f / 127.0f;  // uniform int8 of std 0.02 after scaling
-      scale.push_back(q == LinearQuant::kW8A8Static ? ws * kInputScale : ws);
-      shift.push_back(0.0f);
-    }
+    });
     offset += parts[k].out_full;
     out_row += r.nr;
   }

@@ -1,6 +1,9 @@
 #include "c8/model/weight_loader.h"
 
+#include <algorithm>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 #include "c8/util/bf16.h"
 
@@ -20,6 +23,22 @@ void FillDummyWeights(const std::string& name, uint64_t seed, float mean, float 
     const float u = static_cast<float>(z >> 40) * (1.0f / 16777216.0f);  // [0, 1)
     out[i] = mean + (2.0f * u - 1.0f) * half_width;
   }
+}
+
+void ParallelRows(int64_t rows, int64_t cols, const std::function<void(int64_t, int64_t)>& fn) {
+  const int64_t hw = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  const int64_t chunks = rows * cols >= (int64_t{1} << 22) ? std::min(hw, rows) : 1;
+  if (chunks <= 1) {
+    fn(0, rows);
+    return;
+  }
+  std::vector<std::thread> threads;
+  const int64_t per = (rows + chunks - 1) / chunks;
+  for (int64_t b = per; b < rows; b += per) {
+    threads.emplace_back([&fn, b, e = std::min(rows, b + per)] { fn(b, e); });
+  }
+  fn(0, std::min(rows, per));
+  for (std::thread& t : threads) t.join();
 }
 
 namespace {
@@ -78,15 +97,18 @@ Result<Tensor> WeightLoader::Load(const std::vector<WeightSlice>& parts, int64_t
     const float mean = norm ? 1.0f : 0.0f, sd = norm ? 0.05f : 0.02f;  // initializer_range
     int64_t offset = 0, out_row = 0;
     for (const Resolved& r : res) {
-      for (int64_t i = 0; i < r.nr; ++i) {
-        FillDummyWeights(name, seed_, mean, sd, host.data() + (out_row + i) * cols, cols,
-                         (offset + r.r0 + i) * r.full_cols + r.c0);
-      }
+      ParallelRows(r.nr, cols, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          float* row = host.data() + (out_row + i) * cols;
+          FillDummyWeights(name, seed_, mean, sd, row, cols,
+                           (offset + r.r0 + i) * r.full_cols + r.c0);
+          for (int64_t c = 0; c < cols; ++c) {
+            row[c] = Bf16ToF32(F32ToBf16(row[c]));  // bf16-exact: identical on every backend
+          }
+        }
+      });
       offset += r.full_rows;
       out_row += r.nr;
-    }
-    for (size_t i = 0; i < static_cast<size_t>((rows - pad_rows) * cols); ++i) {
-      host[i] = Bf16ToF32(F32ToBf16(host[i]));  // bf16-exact: identical on every backend
     }
     uploaded = upload(host.data(), DType::kF32);
   } else {

@@ -3,6 +3,7 @@
 // --load-format dummy that are identical, element for element, to the unsharded tensor's.
 #pragma once
 
+#include <functional>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -25,6 +26,9 @@ struct WeightSlice {
 // around `mean`, a function of (seed, name, first_index + i) only.
 void FillDummyWeights(const std::string& name, uint64_t seed, float mean, float std_dev, float* out,
                       int64_t n, int64_t first_index = 0);
+// Runs fn(begin, end) over chunks of [0, rows) on all hardware threads when the work
+// (rows * cols elements) is large, inline otherwise (dummy weights of 32B-parameter shapes).
+void ParallelRows(int64_t rows, int64_t cols, const std::function<void(int64_t, int64_t)>& fn);
 
 class WeightLoader {
  public:
