@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "c8/backend/cpu/cpu_backend.h"
+#include "c8/runner/kv_layers.h"
 #include "c8/runner/worker.h"
 
 namespace c8 {
@@ -104,12 +105,7 @@ Result<std::unique_ptr<Worker>> LoadWorker(const std::string& dir, int threads,
 
 std::unique_ptr<KvCache> MakeCache(Backend& backend, const ModelConfig& c, KvDType dtype,
                                    int64_t tokens) {
-  KvCacheSpec spec;
-  spec.num_layers = c.num_layers;
-  spec.num_kv_heads = c.num_kv_heads;
-  spec.head_dim = c.head_dim;
-  spec.block_size = 16;
-  spec.num_blocks = (tokens + 15) / 16 + 1;
+  const KvCacheSpec spec = MakeKvCacheSpec(c, c.num_kv_heads, 16, (tokens + 15) / 16 + 1);
   std::vector<KvLayerConfig> layers(c.num_layers);
   for (auto& l : layers) l.dtype = dtype;
   auto cache = KvCache::Create(backend, spec, layers);
@@ -160,7 +156,8 @@ TEST_P(TinyModelTest, LogitsAndGreedyMatchTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, TinyModelTest,
-                         ::testing::Values("qwen3-tiny", "qwen2-tiny-yarn", "llama-tiny-llama3"));
+                         ::testing::Values("qwen3-tiny", "qwen2-tiny-yarn", "llama-tiny-llama3",
+                                           "deepseek-v2-tiny", "deepseek-v3-tiny"));
 
 // ModelSlim W8A8 / W8A8_DYNAMIC checkpoints of the tiny Qwen3 (tools/make_w8a8_fixtures.py:
 // numpy, the published formulas, an fp64 forward of the quantized model as the reference):

@@ -11,6 +11,7 @@
 
 #include "c8/backend/attention_meta.h"
 #include "c8/backend/linear_weight.h"
+#include "c8/backend/moe_weights.h"
 #include "c8/backend/tensor.h"
 #include "c8/kv/kv_cache_spec.h"
 #include "c8/sampling/sampling_rows.h"
@@ -24,19 +25,21 @@ struct TensorView;
 struct KvLayerView {
   KvDType dtype = KvDType::kBF16;
   void* k = nullptr;  // (num_blocks, num_kv_heads, block_size, head_dim)
-  void* v = nullptr;  // (num_blocks, num_kv_heads, block_size, head_dim)
+  void* v = nullptr;  // (num_blocks, num_kv_heads, block_size, head_dim or v_head_dim)
   // C8 only: per-channel static parameters, (num_kv_heads * head_dim) fp32 each.
   const float* k_scale = nullptr;
   const float* k_offset = nullptr;
   const float* v_scale = nullptr;
   const float* v_offset = nullptr;
+  KvDType v_dtype = KvDType::kBF16;  // MLA's rope part (16-bit when the latent is int8)
 };
 
 struct AttentionShape {
   int32_t num_heads = 0;
   int32_t num_kv_heads = 0;
   int32_t head_dim = 0;
-  float scale = 1.0f;  // softmax scale, 1/sqrt(head_dim) unless the model says otherwise
+  float scale = 1.0f;    // softmax scale, 1/sqrt(head_dim) unless the model says otherwise
+  int32_t rope_dim = 0;  // MLA only: the roped key's width (head_dim is the latent's)
 };
 
 struct DeviceMemory {
@@ -129,6 +132,36 @@ class Backend {
   // Status means the whole call failed (bad shapes, device error).
   virtual Status SampleRows(const Tensor& logits, const SamplingRows& rows,
                             std::vector<SampledToken>* out) = 0;
+
+  // ---- MLA and MoE (DeepSeek V2 / V3) ---------------------------------------------------
+  // In place, RoPE on dims [offset, offset + R) of each of `heads` heads of x (T, heads *
+  // head_stride), R = rope_cos_sin.dim(1), at positions (T): frequency i rotates the pair
+  // (i, i + R/2) (rotate-half), or (2i, 2i + 1) when `interleaved` (DeepSeek's layout).
+  virtual void Rope(Tensor& x, int64_t heads, int64_t head_stride, int64_t offset,
+                    const int32_t* positions, const Tensor& rope_cos_sin, bool interleaved) = 0;
+  // Per-head products: y[t, h * y_stride + y_offset + n] = sum_k w[h, n, k] *
+  // x[t, h * x_stride + x_offset + k].   w (H, N, K) weight; x, y activations.
+  virtual void HeadMatmul(const Tensor& x, int64_t x_stride, int64_t x_offset, const Tensor& w,
+                          Tensor& y, int64_t y_stride, int64_t y_offset) = 0;
+  // Writes the latent (T, r) into cache.k and the roped key k_pe (T, R) into cache.v at
+  // meta.slot_mapping (int8 latent: C8 quantization with the per-channel k_scale / k_offset;
+  // the rope part stays 16-bit).
+  virtual void WriteMlaCache(const Tensor& latent, const Tensor& k_pe, const AttentionMeta& meta,
+                             KvLayerView& cache) = 0;
+  // Absorbed MLA attention (rule of attention_meta.h; every key, this step's too, is read from
+  // the cache: WriteMlaCache first). score(t, h, j) = scale * (q_lat[t, h] . c_j +
+  // q_rope[t, h] . kpe_j); out[t, h] = sum_j softmax_j * c_j.   q_lat (T, H * r); q_rope: the
+  // roped query at x[t, h * rope_stride + rope_offset + i] of q (T, H * rope_stride); out
+  // (T, H * r); shape: num_heads H, head_dim r, rope_dim R, scale.
+  virtual void MlaAttention(const Tensor& q_lat, const Tensor& q, int64_t rope_stride,
+                            int64_t rope_offset, const AttentionMeta& meta,
+                            const KvLayerView& cache, const AttentionShape& shape, Tensor& out) = 0;
+  // Routing: topk_ids (T, k) int32 and topk_w (T, k) fp32 for x (T, H) (moe_weights.h).
+  virtual void MoeRoute(const Tensor& x, const MoeRouter& router, Tensor& topk_ids,
+                        Tensor& topk_w) = 0;
+  // out (T, H) += sum_j topk_w[t, j] * expert_{topk_ids[t, j]}(x[t]) with SwiGLU experts.
+  virtual void MoeExperts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_w,
+                          const MoeExpertWeights& experts, Tensor& out) = 0;
 
   // ---- Graphs (CUDA graphs on the GPU; the CPU backend has none) -------------------------
   // Between BeginGraphCapture and EndGraphCapture the ops are recorded, not run; the recorded

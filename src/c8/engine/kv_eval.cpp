@@ -32,12 +32,7 @@ class RankCaches {
   Status Create(const std::vector<KvLayerConfig>& layers, int64_t block_size, int64_t blocks) {
     const ModelConfig& c = ex_.config();
     return ex_.RunOnAll([&](Worker& w) -> Status {
-      KvCacheSpec spec;
-      spec.num_layers = c.num_layers;
-      spec.num_kv_heads = w.shard().num_kv_heads;
-      spec.head_dim = c.head_dim;
-      spec.block_size = block_size;
-      spec.num_blocks = blocks;
+      const KvCacheSpec spec = w.CacheSpec(block_size, blocks);
       C8_ASSIGN_OR_RETURN(
           caches_[static_cast<size_t>(w.shard().rank)],
           KvCache::Create(w.backend(), spec, SliceKvLayers(layers, w.shard(), c.head_dim)));

@@ -92,6 +92,74 @@ Result<RopeScaling> ParseRopeScaling(const json& rs, const std::string& src) {
   return out;
 }
 
+// DeepSeek V2 / V3: MLA dimensions and MoE routing (HF DeepseekV2Config / DeepseekV3Config).
+Status ParseDeepseek(const json& j, Reader& r, const std::string& src, ModelConfig& c) {
+  const bool v3 = c.arch == Architecture::kDeepseekV3;
+  MlaConfig& m = c.mla;
+  if (j.contains("q_lora_rank") && !j["q_lora_rank"].is_null()) {
+    C8_ASSIGN_OR_RETURN(m.q_lora_rank, r.Int("q_lora_rank", 1));
+  }
+  C8_ASSIGN_OR_RETURN(m.kv_lora_rank, r.Int("kv_lora_rank", 1));
+  C8_ASSIGN_OR_RETURN(m.qk_nope_head_dim, r.Int("qk_nope_head_dim", 1));
+  C8_ASSIGN_OR_RETURN(m.qk_rope_head_dim, r.Int("qk_rope_head_dim", 2));
+  C8_ASSIGN_OR_RETURN(m.v_head_dim, r.Int("v_head_dim", 1));
+  if (m.qk_rope_head_dim % 2 != 0) return Error(src + ": 'qk_rope_head_dim' must be even");
+  C8_ASSIGN_OR_RETURN(m.rope_interleave, r.BoolOr("rope_interleave", true));
+  if (!v3) m.rope_interleave = true;  // V2 always rotates (x0, x1) pairs
+  // The cache geometry: one latent head.
+  c.num_kv_heads = 1;
+  c.head_dim = m.kv_lora_rank;
+  MoeConfig& e = c.moe;
+  C8_ASSIGN_OR_RETURN(e.num_experts, r.IntOr("n_routed_experts", 0, 0));
+  if (e.num_experts > 0) {
+    C8_ASSIGN_OR_RETURN(e.top_k, r.Int("num_experts_per_tok", 1));
+    C8_ASSIGN_OR_RETURN(e.num_shared_experts, r.IntOr("n_shared_experts", 0, 0));
+    C8_ASSIGN_OR_RETURN(e.intermediate_size, r.Int("moe_intermediate_size", 1));
+    C8_ASSIGN_OR_RETURN(e.first_k_dense, r.IntOr("first_k_dense_replace", 0, 0));
+    C8_ASSIGN_OR_RETURN(e.layer_freq, r.IntOr("moe_layer_freq", 1, 1));
+    C8_ASSIGN_OR_RETURN(e.n_group, r.IntOr("n_group", 1, 1));
+    C8_ASSIGN_OR_RETURN(e.topk_group, r.IntOr("topk_group", 1, 1));
+    C8_ASSIGN_OR_RETURN(e.norm_topk_prob, r.BoolOr("norm_topk_prob", false));
+    C8_ASSIGN_OR_RETURN(e.routed_scaling_factor, r.NumOr("routed_scaling_factor", 1.0));
+    std::string scoring = v3 ? "sigmoid" : "softmax";
+    if (j.contains("scoring_func") && j["scoring_func"].is_string()) {
+      scoring = j["scoring_func"].get<std::string>();
+    }
+    if (scoring == "softmax") {
+      e.scoring = MoeConfig::Scoring::kSoftmax;
+    } else if (scoring == "sigmoid") {
+      e.scoring = MoeConfig::Scoring::kSigmoid;
+    } else {
+      return Error(src + ": 'scoring_func' '" + scoring + "' is not supported (softmax, sigmoid)");
+    }
+    std::string method = v3 ? "noaux_tc" : "greedy";
+    if (j.contains("topk_method") && j["topk_method"].is_string()) {
+      method = j["topk_method"].get<std::string>();
+    }
+    if (method == "greedy") {
+      e.topk_method = MoeConfig::TopK::kGreedy;
+    } else if (method == "group_limited_greedy") {
+      e.topk_method = MoeConfig::TopK::kGroupLimited;
+    } else if (method == "noaux_tc") {
+      e.topk_method = MoeConfig::TopK::kNoAuxTc;
+    } else {
+      return Error(src + ": 'topk_method' '" + method +
+                   "' is not supported (greedy, group_limited_greedy, noaux_tc)");
+    }
+    if (e.top_k > e.num_experts) {
+      return Error(src + ": 'num_experts_per_tok' exceeds 'n_routed_experts'");
+    }
+    if (e.num_experts % e.n_group != 0 || e.topk_group > e.n_group) {
+      return Error(src + ": 'n_group' must divide 'n_routed_experts' and be >= 'topk_group'");
+    }
+    if (e.topk_method != MoeConfig::TopK::kGreedy &&
+        e.top_k > e.topk_group * (e.num_experts / e.n_group)) {
+      return Error(src + ": 'num_experts_per_tok' exceeds the experts of 'topk_group' groups");
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<ModelConfig> ParseModelConfig(const std::string& text, const std::string& src) {
@@ -110,10 +178,14 @@ Result<ModelConfig> ParseModelConfig(const std::string& text, const std::string&
     c.arch = Architecture::kQwen2;
   } else if (c.architecture_name == "Qwen3ForCausalLM") {
     c.arch = Architecture::kQwen3;
+  } else if (c.architecture_name == "DeepseekV2ForCausalLM") {
+    c.arch = Architecture::kDeepseekV2;
+  } else if (c.architecture_name == "DeepseekV3ForCausalLM") {
+    c.arch = Architecture::kDeepseekV3;
   } else {
     return Error(src + ": architecture '" + c.architecture_name +
                  "' is not supported (supported: LlamaForCausalLM, Qwen2ForCausalLM, "
-                 "Qwen3ForCausalLM)");
+                 "Qwen3ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM)");
   }
   Reader r{j, src};
   C8_ASSIGN_OR_RETURN(c.hidden_size, r.Int("hidden_size", 1));
@@ -159,6 +231,9 @@ Result<ModelConfig> ParseModelConfig(const std::string& text, const std::string&
       c.rope_theta = rp["rope_theta"].get<double>();
     }
     C8_ASSIGN_OR_RETURN(c.rope_scaling, ParseRopeScaling(rp, src));
+  }
+  if (c.arch == Architecture::kDeepseekV2 || c.arch == Architecture::kDeepseekV3) {
+    C8_RETURN_IF_ERROR(ParseDeepseek(j, r, src, c));
   }
   if (j.contains("eos_token_id")) {
     const json& e = j["eos_token_id"];

@@ -9,7 +9,7 @@
 
 namespace c8 {
 
-enum class Architecture { kLlama, kQwen2, kQwen3 };
+enum class Architecture { kLlama, kQwen2, kQwen3, kDeepseekV2, kDeepseekV3 };
 
 // rope_scaling of config.json. Types supported: default (none), linear, llama3, yarn.
 struct RopeScaling {
@@ -27,6 +27,43 @@ struct RopeScaling {
   double mscale = 0.0;
   double mscale_all_dim = 0.0;
   bool truncate = true;
+};
+
+// Multi-head Latent Attention (DeepSeek V2 / V3). The paged cache holds, per token, the
+// kv_a_layernorm-ed latent (kv_lora_rank) as the "K" part and the roped shared key
+// (qk_rope_head_dim, always 16-bit) as the "V" part.
+struct MlaConfig {
+  int64_t q_lora_rank = 0;  // 0: a plain q_proj
+  int64_t kv_lora_rank = 0;
+  int64_t qk_nope_head_dim = 0;
+  int64_t qk_rope_head_dim = 0;
+  int64_t v_head_dim = 0;
+  bool rope_interleave = true;  // rope dims in (x0, x1) pairs (DeepSeek's layout)
+  int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
+};
+
+// Mixture of experts (DeepSeek V2 / V3): routed experts plus shared experts; the first
+// first_k_dense layers (and layers off moe_layer_freq) keep a dense MLP.
+struct MoeConfig {
+  enum class Scoring { kSoftmax, kSigmoid };
+  // greedy: top-k of the scores; group_limited_greedy: top-k within the topk_group groups of
+  // highest max score; noaux_tc (V3): groups ranked by the sum of their top-2 biased scores,
+  // experts chosen by biased score, weighted by the unbiased one.
+  enum class TopK { kGreedy, kGroupLimited, kNoAuxTc };
+  int64_t num_experts = 0;  // n_routed_experts; 0: no MoE
+  int64_t top_k = 1;
+  int64_t num_shared_experts = 0;
+  int64_t intermediate_size = 0;  // moe_intermediate_size (per expert)
+  int64_t first_k_dense = 0;
+  int64_t layer_freq = 1;
+  int64_t n_group = 1, topk_group = 1;
+  Scoring scoring = Scoring::kSoftmax;
+  TopK topk_method = TopK::kGreedy;
+  bool norm_topk_prob = false;
+  double routed_scaling_factor = 1.0;
+  bool IsMoeLayer(int64_t l) const {
+    return num_experts > 0 && l >= first_k_dense && l % layer_freq == 0;
+  }
 };
 
 struct ModelConfig {
@@ -49,6 +86,13 @@ struct ModelConfig {
   std::vector<int64_t> eos_token_ids;
   int64_t bos_token_id = -1;
   std::string torch_dtype;
+
+  // DeepSeek V2 / V3 only. For them num_kv_heads is 1 and head_dim is kv_lora_rank: the KV
+  // cache geometry (one latent "head"); cache_v_dim() is the rope part's width.
+  MlaConfig mla;
+  MoeConfig moe;
+  bool is_mla() const { return mla.kv_lora_rank > 0; }
+  int64_t cache_v_dim() const { return is_mla() ? mla.qk_rope_head_dim : head_dim; }
 
   int64_t q_size() const { return num_heads * head_dim; }
   int64_t kv_size() const { return num_kv_heads * head_dim; }

@@ -22,13 +22,16 @@ Result<std::unique_ptr<KvCache>> KvCache::Create(Backend& backend, const KvCache
     const KvLayerConfig& lc = layers[l];
     KvLayerView v;
     v.dtype = lc.dtype;
+    v.v_dtype = spec.VDType(lc.dtype);
     const size_t bytes =
         static_cast<size_t>(spec.num_blocks * spec.ElementsPerBlock()) * KvDTypeSize(lc.dtype);
+    const size_t v_bytes =
+        static_cast<size_t>(spec.num_blocks * spec.VElementsPerBlock()) * KvDTypeSize(v.v_dtype);
     v.k = backend.Malloc(bytes);
-    v.v = backend.Malloc(bytes);
+    v.v = backend.Malloc(v_bytes);
     if (!v.k || !v.v) {
-      return Error("KV cache: cannot allocate " + std::to_string(bytes) + " bytes for layer " +
-                   std::to_string(l));
+      return Error("KV cache: cannot allocate " + std::to_string(bytes + v_bytes) +
+                   " bytes for layer " + std::to_string(l));
     }
     cache->allocations_.push_back(v.k);
     cache->allocations_.push_back(v.v);
@@ -38,6 +41,10 @@ Result<std::unique_ptr<KvCache>> KvCache::Create(Backend& backend, const KvCache
       const char* names[4] = {"k_scale", "k_offset", "v_scale", "v_offset"};
       const float* dev[4];
       for (int i = 0; i < 4; ++i) {
+        if (i >= 2 && spec.v_16bit) {  // MLA: the rope part is not quantized
+          dev[i] = nullptr;
+          continue;
+        }
         if (static_cast<int64_t>(params[i]->size()) != channels) {
           return Error("KV cache: layer " + std::to_string(l) + " C8 " + names[i] + " has " +
                        std::to_string(params[i]->size()) + " values, expected " +
@@ -64,7 +71,7 @@ KvCache::~KvCache() {
 int64_t KvCache::BytesPerToken() const {
   int64_t total = 0;
   for (const auto& v : views_) {
-    total += 2 * spec_.num_kv_heads * spec_.head_dim * static_cast<int64_t>(KvDTypeSize(v.dtype));
+    total += spec_.LayerBytesPerToken(v.dtype);
   }
   return total;
 }

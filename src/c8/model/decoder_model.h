@@ -17,35 +17,14 @@
 #include "c8/backend/communicator.h"
 #include "c8/formats/model_config.h"
 #include "c8/kv/kv_cache.h"
+#include "c8/model/model.h"
 #include "c8/model/tensor_parallel.h"
 #include "c8/model/weight_loader.h"
 #include "c8/util/progress.h"
 
 namespace c8 {
 
-struct ModelLoadOptions {
-  int64_t max_model_len = 0;  // 0: the config's max_position_embeddings
-  ProgressFn progress;        // per tensor
-  // "auto": safetensors of the directory; "dummy": seeded random weights for config.json
-  // alone (benchmarks of large shapes; identical on every backend and every tensor-parallel
-  // size for the same seed).
-  std::string load_format = "auto";
-  uint64_t seed = 0;
-  // Dummy weights only: the linears' scheme ("" or "none": 16-bit; "w8a8", "w8a8_dynamic").
-  // Real checkpoints say theirs in quant_model_description.json.
-  std::string quantization;
-};
-
-// The device pointers of one step (all backend memory) and its sizes.
-struct StepBuffers {
-  const AttentionMeta* meta = nullptr;
-  const int32_t* ids = nullptr;        // (T)
-  const int32_t* positions = nullptr;  // (T)
-  const int32_t* rows = nullptr;       // (R) rows of T whose logits are wanted
-  int64_t T = 0, R = 0;
-};
-
-class DecoderModel {
+class DecoderModel final : public Model {
  public:
   // Reads <dir>/config.json and this rank's slices of the safetensors weights; every missing
   // tensor or shape mismatch is an error naming the tensor. `comm` is null for one rank.
@@ -53,42 +32,41 @@ class DecoderModel {
                                                     const ModelLoadOptions& options,
                                                     const ShardSpec& shard = {},
                                                     Communicator* comm = nullptr);
-  ~DecoderModel();
+  ~DecoderModel() override;
 
-  const ModelConfig& config() const { return config_; }  // the whole model's
-  const ShardSpec& shard() const { return shard_; }
-  int64_t max_model_len() const { return max_model_len_; }
-  Backend& backend() { return backend_; }
-  int64_t WeightBytes() const { return weight_bytes_; }
+  const ModelConfig& config() const override { return config_; }  // the whole model's
+  const ShardSpec& shard() const override { return shard_; }
+  int64_t max_model_len() const override { return max_model_len_; }
+  Backend& backend() override { return backend_; }
+  int64_t WeightBytes() const override { return weight_bytes_; }
   // The linears' scheme, e.g. "W8A8 x196, FLOAT x56" ("FLOAT" for a 16-bit model).
-  const std::string& quant_summary() const { return quant_summary_; }
+  const std::string& quant_summary() const override { return quant_summary_; }
   // This rank's attention heads.
-  AttentionShape attention_shape() const;
+  AttentionShape attention_shape() const override;
 
   // Calibration hook: called per layer with this step's K and V after RoPE and QK-norm,
   // on the host: k, v (T, this rank's KV heads * head_dim) fp32. Slows the forward pass.
-  using KvObserver = std::function<void(int64_t layer, const float* k, const float* v, int64_t T)>;
-  void SetKvObserver(KvObserver observer) { kv_observer_ = std::move(observer); }
+  void SetKvObserver(KvObserver observer) override { kv_observer_ = std::move(observer); }
   // Calibration of W8A8 activation ranges: called with the fp32 host copy of every linear's
   // input, x (T, K), at site 0 (q|k|v input), 1 (o_proj input), 2 (gate|up input), 3
   // (down_proj input) of each layer. Slows steps down (copies to the host).
-  using ActivationObserver =
-      std::function<void(int64_t layer, int site, const float* x, int64_t T, int64_t K)>;
-  void SetActivationObserver(ActivationObserver observer) { act_observer_ = std::move(observer); }
-  bool has_kv_observer() const { return static_cast<bool>(kv_observer_); }
+  void SetActivationObserver(ActivationObserver observer) override {
+    act_observer_ = std::move(observer);
+  }
+  bool has_kv_observer() const override { return static_cast<bool>(kv_observer_); }
 
   // Grows the activation buffers to hold `tokens` tokens and `rows` logits rows. Buffers that
   // move bump scratch_epoch() (graphs captured against the old ones must not run).
-  Status EnsureScratch(int64_t tokens, int64_t rows);
-  uint64_t scratch_epoch() const { return scratch_epoch_; }
+  Status EnsureScratch(int64_t tokens, int64_t rows) override;
+  uint64_t scratch_epoch() const override { return scratch_epoch_; }
 
   // Queues every op of one step (no copies, no synchronization: also what graphs capture):
   // writes every new token's K/V into `cache` and leaves fp32 logits (R, vocab) in `logits`
   // (model-owned backend memory, valid until the next step; empty when R = 0). EnsureScratch
   // must have been called for T and R.
-  void QueueStep(const StepBuffers& step, KvCache& cache, Tensor* logits);
+  void QueueStep(const StepBuffers& step, KvCache& cache, Tensor* logits) override;
   // The first `rows` rows of the logits buffer QueueStep fills: fp32 (rows, vocab).
-  Tensor logits(int64_t rows) const {
+  Tensor logits(int64_t rows) const override {
     return Tensor(logits_, DType::kF32, {rows, config_.vocab_size});
   }
 

@@ -3,8 +3,8 @@
 // --load-format dummy that are identical, element for element, to the unsharded tensor's.
 #pragma once
 
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 

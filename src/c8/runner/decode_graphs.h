@@ -14,14 +14,14 @@
 #include <vector>
 
 #include "c8/kv/kv_cache.h"
-#include "c8/model/decoder_model.h"
 #include "c8/model/forward_batch.h"
+#include "c8/model/model.h"
 
 namespace c8 {
 
 class DecodeGraphs {
  public:
-  DecodeGraphs(Backend& backend, DecoderModel& model) : backend_(backend), model_(model) {}
+  DecodeGraphs(Backend& backend, Model& model) : backend_(backend), model_(model) {}
   ~DecodeGraphs();
   DecodeGraphs(const DecodeGraphs&) = delete;
   DecodeGraphs& operator=(const DecodeGraphs&) = delete;
@@ -47,7 +47,7 @@ class DecodeGraphs {
   void DestroyAll();
 
   Backend& backend_;
-  DecoderModel& model_;
+  Model& model_;
   int32_t max_batch_ = 0;
   int32_t max_blocks_ = 0;  // block-table width capacity of meta_
   std::string error_;

@@ -261,10 +261,7 @@ Result<std::unique_ptr<Executor>> Executor::Create(const EngineOptions& o) {
 Status Executor::SizeKvCache(const EngineOptions& o) {
   const ModelConfig& c = config();
   const int N = tensor_parallel_size();
-  spec_.num_layers = c.num_layers;
-  spec_.num_kv_heads = c.num_kv_heads;
-  spec_.head_dim = c.head_dim;
-  spec_.block_size = o.block_size;
+  spec_ = MakeKvCacheSpec(c, c.num_kv_heads, o.block_size, 0);
   if (o.block_size <= 0 || o.block_size % 16 != 0) {
     return Error("--block-size must be a positive multiple of 16, got " +
                  std::to_string(o.block_size));

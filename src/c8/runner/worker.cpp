@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "c8/runner/kv_layers.h"
+
 namespace c8 {
 
 std::vector<KvLayerConfig> SliceKvLayers(const std::vector<KvLayerConfig>& layers,
@@ -26,8 +28,8 @@ Result<std::unique_ptr<Worker>> Worker::Create(const WorkerConfig& config,
   w->backend_ = std::move(backend);
   w->comm_ = comm;
   w->backend_->BindThread();
-  C8_ASSIGN_OR_RETURN(w->model_, DecoderModel::Load(config.model_dir, *w->backend_, config.load,
-                                                    config.shard, comm));
+  C8_ASSIGN_OR_RETURN(w->model_,
+                      LoadModel(config.model_dir, *w->backend_, config.load, config.shard, comm));
   w->graphs_ = std::make_unique<DecodeGraphs>(*w->backend_, *w->model_);
   return w;
 }
@@ -39,23 +41,21 @@ Worker::~Worker() {
   if (backend_) backend_->Free(meta_ints_);
 }
 
+KvCacheSpec Worker::CacheSpec(int64_t block_size, int64_t num_blocks) const {
+  return MakeKvCacheSpec(model_->config(), model_->shard().num_kv_heads, block_size, num_blocks);
+}
+
 int64_t Worker::KvBytesPerBlock(const std::vector<KvLayerConfig>& layers,
                                 int64_t block_size) const {
-  const int64_t per_layer = model_->shard().num_kv_heads * block_size * model_->config().head_dim;
+  const KvCacheSpec spec = CacheSpec(block_size, 0);
   int64_t bytes = 0;
-  for (const auto& lc : layers)
-    bytes += 2 * per_layer * static_cast<int64_t>(KvDTypeSize(lc.dtype));
+  for (const auto& lc : layers) bytes += block_size * spec.LayerBytesPerToken(lc.dtype);
   return bytes;
 }
 
 Status Worker::CreateKvCache(const std::vector<KvLayerConfig>& layers, int64_t block_size,
                              int64_t num_blocks) {
-  KvCacheSpec spec;
-  spec.num_layers = model_->config().num_layers;
-  spec.num_kv_heads = model_->shard().num_kv_heads;
-  spec.head_dim = model_->config().head_dim;
-  spec.block_size = block_size;
-  spec.num_blocks = num_blocks;
+  const KvCacheSpec spec = CacheSpec(block_size, num_blocks);
   cache_.reset();
   C8_ASSIGN_OR_RETURN(
       cache_,
@@ -67,12 +67,7 @@ Status Worker::ProfileActivationPeak(int64_t tokens, int64_t rows,
                                      const std::vector<KvLayerConfig>& layers, int64_t block_size) {
   const int64_t T = std::max<int64_t>(1, std::min<int64_t>(tokens, model_->max_model_len() - 1));
   const int64_t R = std::max<int64_t>(1, std::min<int64_t>(rows, T));
-  KvCacheSpec spec;
-  spec.num_layers = model_->config().num_layers;
-  spec.num_kv_heads = model_->shard().num_kv_heads;
-  spec.head_dim = model_->config().head_dim;
-  spec.block_size = block_size;
-  spec.num_blocks = (T + block_size - 1) / block_size + 1;
+  const KvCacheSpec spec = CacheSpec(block_size, (T + block_size - 1) / block_size + 1);
   C8_ASSIGN_OR_RETURN(
       auto cache,
       KvCache::Create(*backend_, spec, SliceKvLayers(layers, model_->shard(), spec.head_dim)));

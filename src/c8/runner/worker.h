@@ -19,7 +19,7 @@
 #include "c8/backend/backend.h"
 #include "c8/backend/communicator.h"
 #include "c8/kv/kv_cache.h"
-#include "c8/model/decoder_model.h"
+#include "c8/model/model.h"
 #include "c8/runner/decode_graphs.h"
 #include "c8/runner/step.h"
 
@@ -49,13 +49,15 @@ class Worker {
   ~Worker();
 
   Backend& backend() { return *backend_; }
-  DecoderModel& model() { return *model_; }
+  Model& model() { return *model_; }
   const ShardSpec& shard() const { return model_->shard(); }
   Communicator* comm() { return comm_; }
 
   // ---- KV cache -------------------------------------------------------------------------
   // Bytes of one block of this rank's KV heads in every layer (layers: the whole model's).
   int64_t KvBytesPerBlock(const std::vector<KvLayerConfig>& layers, int64_t block_size) const;
+  // This rank's cache geometry (its KV heads; MLA's latent and rope parts).
+  KvCacheSpec CacheSpec(int64_t block_size, int64_t num_blocks) const;
   // One forward pass of `tokens` tokens (`rows` of them sampled) against a temporary cache,
   // so that activation buffers and workspaces reach their peak before free memory is measured.
   Status ProfileActivationPeak(int64_t tokens, int64_t rows,
@@ -89,7 +91,7 @@ class Worker {
 
   std::unique_ptr<Backend> backend_;
   Communicator* comm_ = nullptr;
-  std::unique_ptr<DecoderModel> model_;
+  std::unique_ptr<Model> model_;
   std::unique_ptr<KvCache> cache_;
   std::unique_ptr<DecodeGraphs> graphs_;
   // Integer metadata of eager steps, one backend buffer:

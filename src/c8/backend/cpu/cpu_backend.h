@@ -41,6 +41,19 @@ class CpuBackend final : public Backend {
                     KvLayerView& cache) override;
   void Attention(const Tensor& qkv, const AttentionMeta& meta, const KvLayerView& cache,
                  const AttentionShape& shape, Tensor& out) override;
+  void Rope(Tensor& x, int64_t heads, int64_t head_stride, int64_t offset, const int32_t* positions,
+            const Tensor& rope_cos_sin, bool interleaved) override;
+  void HeadMatmul(const Tensor& x, int64_t x_stride, int64_t x_offset, const Tensor& w, Tensor& y,
+                  int64_t y_stride, int64_t y_offset) override;
+  void WriteMlaCache(const Tensor& latent, const Tensor& k_pe, const AttentionMeta& meta,
+                     KvLayerView& cache) override;
+  void MlaAttention(const Tensor& q_lat, const Tensor& q, int64_t rope_stride, int64_t rope_offset,
+                    const AttentionMeta& meta, const KvLayerView& cache,
+                    const AttentionShape& shape, Tensor& out) override;
+  void MoeRoute(const Tensor& x, const MoeRouter& router, Tensor& topk_ids,
+                Tensor& topk_w) override;
+  void MoeExperts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_w,
+                  const MoeExpertWeights& experts, Tensor& out) override;
   void GatherRows(const Tensor& x, const int32_t* rows, Tensor& out) override;
   void ToHostF32(const Tensor& x, float* host) override;
   // cpu_sampling.cpp: the host Sampler, row by row (bit-exact with c8/sampling/sampler.h).

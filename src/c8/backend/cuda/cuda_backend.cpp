@@ -384,6 +384,33 @@ void CudaBackend::QuantLinear(const Tensor& x, const LinearWeight& lw, const Ten
   s_->CheckLaunch("Linear: dequantize");
 }
 
+namespace {
+constexpr const char* kNoDeepseek =
+    " is not on the CUDA backend yet: DeepSeek (MLA / MoE) models run with --device cpu";
+}  // namespace
+
+void CudaBackend::Rope(Tensor&, int64_t, int64_t, int64_t, const int32_t*, const Tensor&, bool) {
+  s_->Fail(std::string("Rope") + kNoDeepseek);
+}
+void CudaBackend::HeadMatmul(const Tensor&, int64_t, int64_t, const Tensor&, Tensor&, int64_t,
+                             int64_t) {
+  s_->Fail(std::string("HeadMatmul") + kNoDeepseek);
+}
+void CudaBackend::WriteMlaCache(const Tensor&, const Tensor&, const AttentionMeta&, KvLayerView&) {
+  s_->Fail(std::string("WriteMlaCache") + kNoDeepseek);
+}
+void CudaBackend::MlaAttention(const Tensor&, const Tensor&, int64_t, int64_t, const AttentionMeta&,
+                               const KvLayerView&, const AttentionShape&, Tensor&) {
+  s_->Fail(std::string("MlaAttention") + kNoDeepseek);
+}
+void CudaBackend::MoeRoute(const Tensor&, const MoeRouter&, Tensor&, Tensor&) {
+  s_->Fail(std::string("MoeRoute") + kNoDeepseek);
+}
+void CudaBackend::MoeExperts(const Tensor&, const Tensor&, const Tensor&, const MoeExpertWeights&,
+                             Tensor&) {
+  s_->Fail(std::string("MoeExperts") + kNoDeepseek);
+}
+
 void CudaBackend::AddBias(Tensor& y, const Tensor& bias) {
   cuda::LaunchAddBias(y.data, y.dtype == DType::kF32, bias.data, bias.dtype == DType::kF32,
                       y.dim(0), y.dim(1), s_->stream);

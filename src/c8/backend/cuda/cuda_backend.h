@@ -68,6 +68,20 @@ class CudaBackend final : public Backend {
   // Fills meta.plan (AttentionPlan's CUDA fields): the decode split for bf16, int8 and fp32
   // caches, the prefill split and the cuDNN choice, from meta's host fields and shape.
   void PlanAttention(const AttentionShape& shape, AttentionMeta& meta) override;
+  // MLA and MoE (DeepSeek) are not on the GPU yet: each records an error naming the op.
+  void Rope(Tensor& x, int64_t heads, int64_t head_stride, int64_t offset, const int32_t* positions,
+            const Tensor& rope_cos_sin, bool interleaved) override;
+  void HeadMatmul(const Tensor& x, int64_t x_stride, int64_t x_offset, const Tensor& w, Tensor& y,
+                  int64_t y_stride, int64_t y_offset) override;
+  void WriteMlaCache(const Tensor& latent, const Tensor& k_pe, const AttentionMeta& meta,
+                     KvLayerView& cache) override;
+  void MlaAttention(const Tensor& q_lat, const Tensor& q, int64_t rope_stride, int64_t rope_offset,
+                    const AttentionMeta& meta, const KvLayerView& cache,
+                    const AttentionShape& shape, Tensor& out) override;
+  void MoeRoute(const Tensor& x, const MoeRouter& router, Tensor& topk_ids,
+                Tensor& topk_w) override;
+  void MoeExperts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_w,
+                  const MoeExpertWeights& experts, Tensor& out) override;
   void GatherRows(const Tensor& x, const int32_t* rows, Tensor& out) override;
   void ToHostF32(const Tensor& x, float* host) override;
   // Sampling kernel of cuda_sampling.cu (one block per row); only ids and logprobs come back.
