@@ -47,6 +47,47 @@ Result<std::vector<float>> ReadChannelTensor(const WeightStore& ws, const std::s
   return v;
 }
 
+// MLA (DeepSeek, ModelSlim FAKQuant): a layer is C8 when its `self_attn.fa_k.scale` is listed;
+// one scale (and offset) for the whole latent, broadcast to its kv_lora_rank channels. The
+// roped key part is not quantized (its "v" parameters stay empty).
+Result<C8Checkpoint> LoadMlaScales(const std::string& path, const json& j, const ModelConfig& c,
+                                   const WeightStore& ws) {
+  C8Checkpoint out;
+  out.layers.resize(c.num_layers);
+  static const std::regex fa_key(R"(model\.layers\.(\d+)\.self_attn\.fa_k\.scale)");
+  std::vector<bool> listed(c.num_layers, false);
+  for (auto& [key, value] : j.items()) {
+    std::smatch m;
+    if (!std::regex_match(key, m, fa_key)) continue;
+    const int64_t layer = std::stoll(m[1].str());
+    if (layer < 0 || layer >= c.num_layers) continue;  // e.g. the MTP layer: not served
+    listed[layer] = true;
+    out.present = true;
+  }
+  if (!out.present) {
+    if (j.contains("fa_quant_type") && j["fa_quant_type"].is_string() &&
+        j["fa_quant_type"].get<std::string>() != "FLOAT") {
+      return Error(path + ": fa_quant_type '" + j["fa_quant_type"].get<std::string>() +
+                   "' but no layer lists model.layers.N.self_attn.fa_k.scale");
+    }
+    return out;
+  }
+  const int64_t channels = c.mla.kv_lora_rank;
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    if (!listed[l]) continue;
+    const std::string base = "model.layers." + std::to_string(l) + ".self_attn.fa_k.";
+    C8LayerScales s;
+    C8_ASSIGN_OR_RETURN(s.k_scale, ReadChannelTensor(ws, base + "scale", channels, true));
+    if (ws.Has(base + "offset")) {
+      C8_ASSIGN_OR_RETURN(s.k_offset, ReadChannelTensor(ws, base + "offset", channels, false));
+    } else {
+      s.k_offset.assign(static_cast<size_t>(channels), 0.0f);
+    }
+    out.layers[l] = std::move(s);
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<C8Checkpoint> LoadC8Checkpoint(const std::string& dir, const ModelConfig& c,
@@ -65,6 +106,7 @@ Result<C8Checkpoint> LoadC8Checkpoint(const std::string& dir, const ModelConfig&
       break;
     }
   }
+  if (c.is_mla()) return LoadMlaScales(path, j, c, ws);
   // Per-layer entries.
   static const std::regex layer_key(R"(model\.layers\.(\d+)\.self_attn\.k_proj\.kv_cache_scale)");
   std::vector<bool> listed(c.num_layers, false);
