@@ -112,7 +112,8 @@ TEST(CpuMla, AttentionMatchesDenseReferenceForEveryLatentDtype) {
     shape.rope_dim = R;
     shape.scale = scale;
     std::vector<float> out(static_cast<size_t>(T * H * r), -7.0f);
-    Tensor tq(q_lat.data(), DType::kF32, {T, H * r}), tr(q_rope.data(), DType::kF32, {T, H * stride});
+    Tensor tq(q_lat.data(), DType::kF32, {T, H * r}),
+        tr(q_rope.data(), DType::kF32, {T, H * stride});
     Tensor to(out.data(), DType::kF32, {T, H * r});
     b.MlaAttention(tq, tr, stride, dn, meta, view, shape, to);
     // Dense reference on the values as the cache holds them (quantized / rounded), fp64.
@@ -183,9 +184,10 @@ TEST(CpuMoe, RoutingRulesMatchBruteForce) {
   CpuBackend b(1);
   const int64_t E = 8, Hd = 8, T = 40, k = 2;
   std::mt19937 rng(9);
-  std::vector<float> x = Randn(T * Hd, rng), w = Randn(E * Hd, rng, 0.7f), bias = Randn(E, rng, 0.3f);
-  for (auto method : {MoeConfig::TopK::kGreedy, MoeConfig::TopK::kGroupLimited,
-                      MoeConfig::TopK::kNoAuxTc}) {
+  std::vector<float> x = Randn(T * Hd, rng), w = Randn(E * Hd, rng, 0.7f),
+                     bias = Randn(E, rng, 0.3f);
+  for (auto method :
+       {MoeConfig::TopK::kGreedy, MoeConfig::TopK::kGroupLimited, MoeConfig::TopK::kNoAuxTc}) {
     MoeRouter router;
     router.config.num_experts = E;
     router.config.top_k = k;
@@ -193,7 +195,7 @@ TEST(CpuMoe, RoutingRulesMatchBruteForce) {
     router.config.topk_group = 2;
     router.config.topk_method = method;
     router.config.scoring = method == MoeConfig::TopK::kNoAuxTc ? MoeConfig::Scoring::kSigmoid
-                                                               : MoeConfig::Scoring::kSoftmax;
+                                                                : MoeConfig::Scoring::kSoftmax;
     router.config.norm_topk_prob = method == MoeConfig::TopK::kNoAuxTc;
     router.config.routed_scaling_factor = 2.5;
     router.weight = Tensor(w.data(), DType::kF32, {E, Hd});

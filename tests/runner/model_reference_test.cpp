@@ -193,7 +193,8 @@ TEST_P(MlaC8Test, Int8LatentStaysCloseToFp32) {
   const KvCacheSpec spec = MakeKvCacheSpec(c, 1, 16, (prompt.size() + 64 + 15) / 16 + 1);
   auto c8 = KvCache::Create(backend, spec, layers);
   ASSERT_TRUE(c8.ok()) << c8.message();
-  EXPECT_EQ((*c8)->BytesPerToken(), c.num_layers * (c.mla.kv_lora_rank + 2 * c.mla.qk_rope_head_dim));
+  EXPECT_EQ((*c8)->BytesPerToken(),
+            c.num_layers * (c.mla.kv_lora_rank + 2 * c.mla.qk_rope_head_dim));
   for (int chunk : {1000, 7}) {
     RunResult got = RunSequence(**model, **c8, prompt, chunk, 32);
     // Mean over positions: a single position can jump where the perturbed latent flips an

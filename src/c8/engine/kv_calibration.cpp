@@ -105,6 +105,53 @@ Status PrefillForCalibration(Executor& ex, const std::vector<int32_t>& tokens, i
   return Status::Ok();
 }
 
+// MLA (ModelSlim's FAKQuant recipe): symmetric, one scale per layer for the whole latent
+// (fa_k = fa_v = absmax / 127, offset 0; the roped key is not quantized) and one per head for
+// the absorbed query (fa_q). One rank (DeepSeek models run without tensor parallelism).
+Result<std::vector<C8LayerScales>> CalibrateMla(Executor& ex, const std::vector<int32_t>& tokens,
+                                                int64_t seq_len, const CalibrationOptions& o) {
+  const ModelConfig& c = ex.config();
+  const int64_t r = c.mla.kv_lora_rank, H = c.num_heads;
+  std::vector<float> k_absmax(static_cast<size_t>(c.num_layers), 0.0f);
+  std::vector<std::vector<float>> q_absmax(static_cast<size_t>(c.num_layers),
+                                           std::vector<float>(static_cast<size_t>(H), 0.0f));
+  C8_RETURN_IF_ERROR(ex.RunOnAll([&](Worker& w) {
+    w.model().SetKvObserver([&](int64_t l, const float* k, const float*, int64_t T) {
+      float& m = k_absmax[static_cast<size_t>(l)];
+      for (int64_t i = 0; i < T * r; ++i) m = std::max(m, std::fabs(k[i]));
+    });
+    w.model().SetQueryObserver([&](int64_t l, const float* q, int64_t T) {
+      std::vector<float>& m = q_absmax[static_cast<size_t>(l)];
+      for (int64_t t = 0; t < T; ++t) {
+        for (int64_t h = 0; h < H; ++h) {
+          const float* v = q + (t * H + h) * r;
+          for (int64_t i = 0; i < r; ++i) m[h] = std::max(m[h], std::fabs(v[i]));
+        }
+      }
+    });
+    return Status::Ok();
+  }));
+  Status st = PrefillForCalibration(ex, tokens, seq_len, o.progress, "calibrating");
+  ex.CleanupOnAll([](Worker& w) {
+    w.model().SetKvObserver(nullptr);
+    w.model().SetQueryObserver(nullptr);
+  });
+  C8_RETURN_IF_ERROR(st);
+  auto scale_of = [](float absmax) { return absmax > 0.0f ? absmax / 127.0f : 1.0f; };
+  std::vector<C8LayerScales> out;
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    C8LayerScales s;
+    const float k = scale_of(k_absmax[static_cast<size_t>(l)]);
+    s.k_scale.assign(static_cast<size_t>(r), k);
+    s.k_offset.assign(static_cast<size_t>(r), 0.0f);
+    s.v_scale = s.k_scale;
+    s.v_offset = s.k_offset;
+    for (float m : q_absmax[static_cast<size_t>(l)]) s.q_scale.push_back(scale_of(m));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
 Result<std::vector<C8LayerScales>> CalibrateKv(ModelBundle& bundle,
                                                const std::vector<int32_t>& all_tokens,
                                                const CalibrationOptions& o,
@@ -116,6 +163,7 @@ Result<std::vector<C8LayerScales>> CalibrateKv(ModelBundle& bundle,
   C8_ASSIGN_OR_RETURN(CalibrationText text, PrepareCalibration(ex, all_tokens, o));
   const std::vector<int32_t>& tokens = text.tokens;
   const int64_t seq_len = text.seq_len;
+  if (c.is_mla()) return CalibrateMla(ex, tokens, seq_len, o);
   // Each rank observes its own KV heads (channels [kv_head_begin * D, ...)) into its own
   // statistics; they are merged by channel afterwards (replicated heads agree).
   const int N = ex.tensor_parallel_size();

@@ -19,6 +19,9 @@ namespace c8 {
 // (a per-tensor value in the checkpoint is broadcast).
 struct C8LayerScales {
   std::vector<float> k_scale, k_offset, v_scale, v_offset;
+  // MLA only (calibration output): the absorbed query's per-head scale (ModelSlim fa_q.scale);
+  // its presence makes WriteC8ModelDir write the FAKQuant layout.
+  std::vector<float> q_scale;
 };
 
 struct C8Checkpoint {

@@ -1,5 +1,7 @@
 #include "c8/formats/c8_writer.h"
 
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -44,19 +46,51 @@ Status WriteC8ModelDir(const std::string& src_dir, const std::string& out_dir,
     if (ec) return Error((out / name).string() + ": cannot link: " + ec.message());
   }
 
-  // The C8 tensors.
+  // The C8 tensors: per layer the four per-channel fp32 tensors, or for MLA scales (q_scale
+  // present) ModelSlim's FAKQuant layout: fa_q.scale (H, 1), fa_k.scale / fa_v.scale (1, 1)
+  // fp32 and their int8 offsets (zeros: symmetric).
+  const bool mla = !scales.empty() && !scales[0].q_scale.empty();
   std::vector<SafetensorsTensorSpec> specs;
-  std::vector<const std::vector<float>*> data;
+  std::vector<std::vector<uint8_t>> data;
+  auto add_f32 = [&](const std::string& name, const std::vector<float>& v,
+                     std::vector<int64_t> shape) {
+    specs.push_back({name, SafetensorsDtype::kF32, std::move(shape)});
+    std::vector<uint8_t> bytes(v.size() * 4);
+    std::memcpy(bytes.data(), v.data(), bytes.size());
+    data.push_back(std::move(bytes));
+  };
+  auto add_i8 = [&](const std::string& name, const std::vector<float>& v,
+                    std::vector<int64_t> shape) {
+    specs.push_back({name, SafetensorsDtype::kI8, std::move(shape)});
+    std::vector<uint8_t> bytes(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      bytes[i] = static_cast<uint8_t>(static_cast<int8_t>(std::lround(v[i])));
+    }
+    data.push_back(std::move(bytes));
+  };
   for (size_t l = 0; l < scales.size(); ++l) {
     const C8LayerScales& s = scales[l];
+    if (mla) {
+      const std::string base = "model.layers." + std::to_string(l) + ".self_attn.fa_";
+      const int64_t H = static_cast<int64_t>(s.q_scale.size());
+      if (s.k_scale.empty() || s.v_scale.empty()) {
+        return Error("C8 writer: layer " + std::to_string(l) + " has no latent scale");
+      }
+      add_f32(base + "q.scale", s.q_scale, {H, 1});
+      add_i8(base + "q.offset", std::vector<float>(static_cast<size_t>(H), 0.0f), {H, 1});
+      add_f32(base + "k.scale", {s.k_scale[0]}, {1, 1});
+      add_i8(base + "k.offset", {s.k_offset.empty() ? 0.0f : s.k_offset[0]}, {1, 1});
+      add_f32(base + "v.scale", {s.v_scale[0]}, {1, 1});
+      add_i8(base + "v.offset", {s.v_offset.empty() ? 0.0f : s.v_offset[0]}, {1, 1});
+      continue;
+    }
     const std::pair<std::string, const std::vector<float>*> parts[] = {
         {C8TensorName(l, 'k', "scale"), &s.k_scale},
         {C8TensorName(l, 'k', "offset"), &s.k_offset},
         {C8TensorName(l, 'v', "scale"), &s.v_scale},
         {C8TensorName(l, 'v', "offset"), &s.v_offset}};
     for (const auto& [name, vec] : parts) {
-      specs.push_back({name, SafetensorsDtype::kF32, {static_cast<int64_t>(vec->size())}});
-      data.push_back(vec);
+      add_f32(name, *vec, {static_cast<int64_t>(vec->size())});
     }
   }
   std::vector<SafetensorsTensorSpec> specs_copy = specs;
@@ -64,7 +98,7 @@ Status WriteC8ModelDir(const std::string& src_dir, const std::string& out_dir,
       SafetensorsWriter w,
       SafetensorsWriter::Create((out / kScalesFile).string(), std::move(specs_copy), metadata));
   for (size_t i = 0; i < specs.size(); ++i) {
-    C8_RETURN_IF_ERROR(w.WriteTensor(specs[i].name, data[i]->data(), data[i]->size() * 4));
+    C8_RETURN_IF_ERROR(w.WriteTensor(specs[i].name, data[i].data(), data[i].size()));
   }
   C8_RETURN_IF_ERROR(w.Finish());
 
@@ -91,7 +125,11 @@ Status WriteC8ModelDir(const std::string& src_dir, const std::string& out_dir,
   nlohmann::ordered_json desc;
   desc["model_quant_type"] = src_type("model_quant_type");
   desc["version"] = "1.0.0";
-  desc["kv_cache_type"] = "C8";
+  if (mla) {
+    desc["fa_quant_type"] = "FAKQuant";
+  } else {
+    desc["kv_cache_type"] = "C8";
+  }
   desc["group_size"] = 0;
   nlohmann::ordered_json md = nlohmann::ordered_json::object();
   for (const auto& [k, v] : metadata) md[k] = v;
@@ -103,10 +141,10 @@ Status WriteC8ModelDir(const std::string& src_dir, const std::string& out_dir,
     desc[name] = src_type(name);
     total += static_cast<int64_t>(tv.nbytes);
   }
-  for (const auto& s : specs) {
-    map[s.name] = kScalesFile;
-    desc[s.name] = "C8";
-    total += s.shape[0] * 4;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    map[specs[i].name] = kScalesFile;
+    desc[specs[i].name] = mla ? "FAQuant" : "C8";
+    total += static_cast<int64_t>(data[i].size());
   }
   index["metadata"] = {{"total_size", total}};
   index["weight_map"] = map;

@@ -1,9 +1,11 @@
 // Writes a C8 model directory from a source model directory and calibrated scales:
 //   - every source file linked (symlink), weights never copied;
-//   - kv_cache_scales.safetensors with the four fp32 C8 tensors of every layer;
+//   - kv_cache_scales.safetensors with the four fp32 C8 tensors of every layer (MLA scales,
+//     those with a q_scale: ModelSlim's fa_q / fa_k / fa_v scales and int8 offsets);
 //   - model.safetensors.index.json mapping every tensor to its file;
 //   - quant_model_description.json in the ModelSlim layout ("kv_cache_type": "C8", every
-//     tensor listed with its type: "FLOAT" or "C8").
+//     tensor listed with its type: "FLOAT" or "C8"; MLA: "fa_quant_type": "FAKQuant" and the
+//     fa tensors typed "FAQuant").
 #pragma once
 
 #include <map>

@@ -204,6 +204,9 @@ Status TensorToF32(const TensorView& t, std::vector<float>& out) {
         o[i] = static_cast<float>(d);
       }
       break;
+    case DType::kI8:  // integer offsets (ModelSlim writes fa_k.offset as int8)
+      for (size_t i = 0; i < n; ++i) o[i] = static_cast<float>(static_cast<int8_t>(t.data[i]));
+      break;
     default:
       out.resize(at);
       return Error(t.file + ": tensor '" + t.name + "' has dtype " +

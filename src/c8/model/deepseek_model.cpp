@@ -396,6 +396,11 @@ void DeepseekModel::QueueStep(const StepBuffers& step, KvCache& cache, Tensor* l
     backend_.WriteMlaCache(latent, kpe, meta, kv);
     // Absorbed attention in the latent space, then values and the output projection.
     backend_.HeadMatmul(q, qk, 0, L.w_uk_t, q_lat, r, 0);
+    if (q_observer_) {
+      observe_q_.resize(static_cast<size_t>(T * H * r));
+      backend_.ToHostF32(q_lat, observe_q_.data());
+      q_observer_(l, observe_q_.data(), T);
+    }
     backend_.MlaAttention(q_lat, q, qk, dn, meta, kv, shape, o_lat);
     backend_.HeadMatmul(o_lat, r, 0, L.w_uv, attn, dv, 0);
     backend_.Linear(attn, L.o_w, nullptr, hidden);

@@ -47,6 +47,7 @@ class DeepseekModel final : public Model {
   // k: the normed latent (T, kv_lora_rank); v: the roped key (T, qk_rope_head_dim).
   void SetKvObserver(KvObserver observer) override { kv_observer_ = std::move(observer); }
   bool has_kv_observer() const override { return static_cast<bool>(kv_observer_); }
+  void SetQueryObserver(QueryObserver observer) override { q_observer_ = std::move(observer); }
   // W8A8 activation calibration is not wired for DeepSeek yet: the observer is never called.
   void SetActivationObserver(ActivationObserver observer) override {
     act_observer_ = std::move(observer);
@@ -91,6 +92,8 @@ class DeepseekModel final : public Model {
   std::vector<Layer> layers_;
   std::vector<void*> owned_;
   KvObserver kv_observer_;
+  QueryObserver q_observer_;
+  std::vector<float> observe_q_;
   ActivationObserver act_observer_;
   std::vector<float> observe_k_, observe_v_;
   int64_t scratch_tokens_ = 0, scratch_rows_ = 0;

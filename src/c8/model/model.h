@@ -63,6 +63,10 @@ class Model {
   // Calibration of W8A8 activation ranges: called with the fp32 host copy of every linear's
   // input, x (T, K), at site 0 (q|k|v input), 1 (o_proj input), 2 (gate|up input), 3
   // (down_proj input) of each layer. Slows steps down (copies to the host).
+  // MLA calibration: the absorbed query q_lat (T, heads * kv_lora_rank) of every layer, on the
+  // host (only MLA models call it).
+  using QueryObserver = std::function<void(int64_t layer, const float* q, int64_t T)>;
+  virtual void SetQueryObserver(QueryObserver observer) { (void)observer; }
   using ActivationObserver =
       std::function<void(int64_t layer, int site, const float* x, int64_t T, int64_t K)>;
   virtual void SetActivationObserver(ActivationObserver observer) = 0;
