@@ -8,6 +8,8 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config python3 python3-pip un
       libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libopenblas-dev libxxhash-dev)
 # utf8proc: Unicode normalization (NFC) for tokenizers that ask for it.
 PKGS+=(libutf8proc-dev)
+# UCX: the KV transfer data path of prefill/decode disaggregation.
+PKGS+=(libucx-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do
