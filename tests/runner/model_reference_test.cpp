@@ -219,6 +219,48 @@ TEST_P(MlaC8Test, Int8LatentStaysCloseToFp32) {
 INSTANTIATE_TEST_SUITE_P(Models, MlaC8Test,
                          ::testing::Values("deepseek-v2-tiny", "deepseek-v3-tiny"));
 
+// A ModelSlim W8A8_DYNAMIC DeepSeek V2 (tools/make_deepseek_w8a8_fixture.py: attention and
+// every expert's linears int8, kv_b_proj and the router float) against transformers running
+// the same quantized model exactly (dequantized weights, per-token fake-quantized activations,
+// fp64). Activations that land on the other side of a rounding boundary (fp32 here, fp64
+// there), and the router decisions of this random model that flip with them, keep positions
+// from agreeing to the last bit; the float model itself is ~5e-2 away (mean).
+TEST(DeepseekW8A8, DynamicCheckpointMatchesTheQuantizedReference) {
+  const std::string name = "deepseek-v2-tiny-w8a8-dynamic";
+  Fixture fx = LoadFixture(name);
+  auto model = LoadWorker(kData + name, 2);
+  ASSERT_TRUE(model.ok()) << model.message();
+  // 66 linears; kv_a_proj_with_mqa loads as two parts (latent rows, rope rows).
+  EXPECT_EQ((*model)->model().quant_summary(), "W8A8_DYNAMIC x69");
+  const ModelConfig& c = (*model)->model().config();
+  const auto& prompts = fx.meta["prompts"];
+  double worst = 0, mean = 0;
+  int64_t n = 0, close = 0;
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    std::vector<int32_t> prompt = prompts[p].get<std::vector<int32_t>>();
+    const auto& lm = fx.meta["logits"][p];
+    const float* ref = reinterpret_cast<const float*>(fx.bin.data() + lm["offset"].get<size_t>());
+    for (int chunk : {1000, 7}) {
+      auto cache = MakeCache((*model)->backend(), c, KvDType::kF32, prompt.size() + 4);
+      RunResult r = RunSequence(**model, *cache, prompt, chunk, 1);
+      for (size_t i = 0; i < prompt.size(); ++i) {
+        const double e = RelErr(r.prompt_logits[i].data(), ref + i * c.vocab_size, c.vocab_size);
+        worst = std::max(worst, e);
+        mean += e;
+        close += e < 1e-3;
+        ++n;
+      }
+    }
+  }
+  mean /= static_cast<double>(n);
+  std::printf("%s: logit error vs the quantized reference: worst %.3g mean %.3g, %lld/%lld "
+              "positions within 1e-3\n",
+              name.c_str(), worst, mean, static_cast<long long>(close), static_cast<long long>(n));
+  EXPECT_LT(mean, 5e-3);
+  EXPECT_LT(worst, 5e-2);
+  EXPECT_GE(close, n * 6 / 10);
+}
+
 // ModelSlim W8A8 / W8A8_DYNAMIC checkpoints of the tiny Qwen3 (tools/make_w8a8_fixtures.py:
 // numpy, the published formulas, an fp64 forward of the quantized model as the reference):
 // c8 quantizes its fp32 activations exactly as the formulas say, so the logits agree up to
